@@ -1,0 +1,547 @@
+"""Drift statistics: PSI, two-sample KS, Jensen-Shannon, chi-square, null rates, and the comparison.
+
+`compare(profile, sketch)` is what the drift CronJob runs: a stored reference profile against the
+merged window sketches of the model-server pods. `compare_frames(reference, current)` does the
+same on whole data (the CLI and the benchmark).
+
+Conventions (DESIGN.md, "Statistics conventions"):
+
+- PSI = sum_i (c_i - r_i) * ln(c_i / r_i) over the profile's bins, where r_i and c_i are the
+  reference and current shares with each share floored at 1e-4 so an empty bin stays finite
+  (Siddiqi, "Credit Risk Scorecards", 2006). Bands: < 0.1 none, 0.1 to < 0.2 moderate, >= 0.2
+  significant (the alert default).
+- KS: the two-sample statistic sup |F1 - F2| computed from sorted samples, with the
+  same floating-point operations as `scipy.stats.ks_2samp`; the p-value comes from scipy itself with
+  scipy's method selection ("auto": exact when both samples have at most 10,000 values, where we
+  call `scipy.stats.ks_2samp` since its exact distribution is not public; otherwise Smirnov's
+  asymptotic `scipy.stats.kstwo.sf(d, round(n1*n2/(n1+n2)))`, vectorised over columns).
+- Jensen-Shannon distance (natural log, as `scipy.spatial.distance.jensenshannon`) between the
+  unfloored bin shares.
+- Categorical columns: chi-square test of homogeneity on the 2 x k table of reference and current
+  counts (= `scipy.stats.chi2_contingency(correction=False)`), PSI and JS over the categories.
+- Null rate: a change of at least `null_rate_threshold` (absolute) marks the column as drifted.
+- The KS / chi-square p-values of all columns are adjusted together by Benjamini-Hochberg (the false
+  discovery rate, = statsmodels `multipletests(method="fdr_bh")`); a test flags drift when its
+  adjusted p-value is below `ks_pvalue`.
+
+The one design decision: all numeric work goes through **sorted** arrays. Sorting once gives the
+bin counts (searchsorted of the edges), the deciles and the KS statistic (a linear merge), so exact
+KS over whole columns costs about two sorts per column plus scipy's p-value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.special
+import scipy.stats
+
+from modelpilot import errors
+from modelpilot.stats import profile as profiles
+
+FloatArray = npt.NDArray[np.float64]
+PSI_FLOOR = 1e-4
+KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp's MAX_AUTO_N
+METHODS = ("psi", "ks", "js", "chi2")
+Band = Literal["none", "moderate", "significant"]
+
+
+# ---- the statistics ------------------------------------------------------------------------
+
+
+def psi(ref_props: Any, cur_props: Any, *, floor: float = PSI_FLOOR) -> Any:
+    """Population stability index over the last axis (a float for 1-D input)."""
+    r = np.maximum(np.asarray(ref_props, dtype=np.float64), floor)
+    c = np.maximum(np.asarray(cur_props, dtype=np.float64), floor)
+    if r.shape != c.shape:
+        raise errors.InputError(f"psi: shapes differ ({r.shape} vs {c.shape})")
+    out = np.sum((c - r) * np.log(c / r), axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def psi_band(value: float) -> Band:
+    if value >= 0.2:
+        return "significant"
+    if value >= 0.1:
+        return "moderate"
+    return "none"
+
+
+def js_distance(p: Any, q: Any) -> Any:
+    """Jensen-Shannon distance (natural log) over the last axis; = scipy's jensenshannon."""
+    p_arr = np.asarray(p, dtype=np.float64)
+    q_arr = np.asarray(q, dtype=np.float64)
+    p_arr = p_arr / np.sum(p_arr, axis=-1, keepdims=True)
+    q_arr = q_arr / np.sum(q_arr, axis=-1, keepdims=True)
+    m = (p_arr + q_arr) / 2.0
+    js = (
+        np.sum(scipy.special.rel_entr(p_arr, m), axis=-1)
+        + np.sum(scipy.special.rel_entr(q_arr, m), axis=-1)
+    ) / 2.0
+    out = np.sqrt(np.maximum(js, 0.0))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+@dataclasses.dataclass(frozen=True)
+class KsResult:
+    statistic: float
+    pvalue: float
+
+
+def ks_statistic_sorted(x: FloatArray, y: FloatArray) -> float:
+    """sup |F_x - F_y| for two sorted, non-empty, NaN-free samples.
+
+    A stable argsort of the concatenation is a linear-time merge of two sorted runs (timsort).
+    Running counts of each side at the last copy of every distinct value are exactly
+    `searchsorted(x, v, "right")` and `searchsorted(y, v, "right")`, so the ECDF differences are the
+    same floating-point numbers scipy's ks_2samp computes.
+    """
+    n1, n2 = x.shape[0], y.shape[0]
+    merged = np.concatenate([x, y])
+    order = np.argsort(merged, kind="stable")
+    from_x = order < n1
+    cx = np.cumsum(from_x)
+    cy = np.arange(1, n1 + n2 + 1) - cx
+    values = merged[order]
+    last = np.empty(n1 + n2, dtype=bool)
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    last[-1] = True
+    diffs = cx[last] / n1 - cy[last] / n2
+    max_s = float(diffs.max())
+    min_s = min(max(-float(diffs.min()), 0.0), 1.0)
+    return max(max_s, min_s)
+
+
+def ks_pvalues_asymptotic(d: Any, n1: Any, n2: Any) -> FloatArray:
+    """Smirnov's two-sided asymptotic p-values, as scipy's ks_2samp(method="asymp")."""
+    n1f = np.asarray(n1, dtype=np.float64)
+    n2f = np.asarray(n2, dtype=np.float64)
+    en = n1f * n2f / (n1f + n2f)
+    out: FloatArray = np.clip(scipy.stats.kstwo.sf(np.asarray(d, np.float64), np.round(en)), 0, 1)
+    return out
+
+
+def _drop_nan(values: Any, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise errors.InputError(f"{name}: expected a 1-D sample")
+    return arr[~np.isnan(arr)]
+
+
+def ks_2samp(a: Any, b: Any) -> KsResult:
+    """Two-sided two-sample KS test; statistic and p-value equal scipy.stats.ks_2samp's."""
+    x = np.sort(_drop_nan(a, "ks_2samp first sample"))
+    y = np.sort(_drop_nan(b, "ks_2samp second sample"))
+    return _ks_sorted(x, y)
+
+
+def _ks_sorted(x: FloatArray, y: FloatArray) -> KsResult:
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        raise errors.InputError("ks_2samp: both samples need at least one non-null value")
+    d = ks_statistic_sorted(x, y)
+    if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
+        return KsResult(statistic=d, pvalue=float(scipy.stats.ks_2samp(x, y).pvalue))
+    return KsResult(statistic=d, pvalue=float(ks_pvalues_asymptotic(d, x.shape[0], y.shape[0])))
+
+
+@dataclasses.dataclass(frozen=True)
+class Chi2Result:
+    statistic: float
+    pvalue: float
+    dof: int
+
+
+def chi2_homogeneity(ref_counts: Any, cur_counts: Any) -> Chi2Result:
+    """Chi-square test that two count vectors come from one distribution (no continuity correction).
+
+    Categories empty in both are dropped (they carry no information and would divide by zero).
+    """
+    table = np.vstack([np.asarray(ref_counts, np.float64), np.asarray(cur_counts, np.float64)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
+        return Chi2Result(statistic=0.0, pvalue=1.0, dof=0)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    stat = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    return Chi2Result(statistic=stat, pvalue=float(scipy.stats.chi2.sf(stat, dof)), dof=dof)
+
+
+def benjamini_hochberg(pvalues: Any) -> FloatArray:
+    """Benjamini-Hochberg adjusted p-values (step-up FDR), = statsmodels fdr_bh pvals_corrected."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    n = p.shape[0]
+    if n == 0:
+        return p.copy()
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FeatureDrift:
+    name: str
+    kind: profiles.Kind
+    psi: float
+    psi_band: Band
+    js_distance: float
+    null_rate_reference: float
+    null_rate_current: float
+    ks_statistic: float | None = None
+    ks_pvalue: float | None = None
+    ks_pvalue_adjusted: float | None = None
+    chi2_statistic: float | None = None
+    chi2_pvalue: float | None = None
+    chi2_pvalue_adjusted: float | None = None
+    drifted: bool = False
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    bins: list[str] = dataclasses.field(default_factory=list)
+    reference_proportions: list[float] = dataclasses.field(default_factory=list)
+    current_proportions: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def null_rate_delta(self) -> float:
+        return self.null_rate_current - self.null_rate_reference
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["null_rate_delta"] = self.null_rate_delta
+        return out
+
+
+@dataclasses.dataclass
+class DriftReport:
+    features: list[FeatureDrift]
+    methods: tuple[str, ...]
+    psi_threshold: float
+    ks_pvalue: float
+    null_rate_threshold: float
+    reference_rows: int
+    current_rows: int
+    ks_sample: str  # "exact" (whole columns) or "bounded" (profile sample vs window sample)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.name for f in self.features if f.drifted]
+
+    @property
+    def max_psi(self) -> float:
+        return max((f.psi for f in self.features), default=0.0)
+
+    def feature(self, name: str) -> FeatureDrift:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods),
+            "psi_threshold": self.psi_threshold,
+            "ks_pvalue": self.ks_pvalue,
+            "null_rate_threshold": self.null_rate_threshold,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "ks_sample": self.ks_sample,
+            "max_psi": self.max_psi,
+            "drifted_features": self.drifted_features,
+            "features": [f.to_dict() for f in self.features],
+        }
+
+
+def _check_settings(methods: Sequence[str], psi_threshold: float, ks_pvalue: float) -> None:
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise errors.InputError(
+            f"methods: {', '.join(bad) or '(none)'} not allowed; choose from {', '.join(METHODS)}"
+        )
+    if not psi_threshold > 0:
+        raise errors.InputError(f"psi_threshold must be > 0, got {psi_threshold}")
+    if not 0 < ks_pvalue < 1:
+        raise errors.InputError(f"ks_pvalue must be in (0, 1), got {ks_pvalue}")
+
+
+def _bin_labels(col: profiles.ColumnProfile) -> list[str]:
+    if col.kind == "categorical":
+        return [*col.categories, profiles.OTHER]
+    e = col.edges.tolist()
+    lows = ["-inf", *[f"{v:.4g}" for v in e]]
+    highs = [*[f"{v:.4g}" for v in e], "inf"]
+    return [f"[{lo}, {hi})" for lo, hi in zip(lows, highs, strict=True)]
+
+
+def _props(counts: FloatArray) -> FloatArray:
+    total = counts.sum()
+    return counts / total if total else np.zeros(counts.shape[0])
+
+
+def _finish(
+    *,
+    feats: list[FeatureDrift],
+    d_by_name: Mapping[str, tuple[float, int, int]],
+    exact_by_name: Mapping[str, float],
+    methods: Sequence[str],
+    psi_threshold: float,
+    ks_pvalue: float,
+    js_threshold: float,
+    null_rate_threshold: float,
+) -> None:
+    """Fill KS p-values (asymptotic ones vectorised), BH adjustment and the drift decision."""
+    asym = [n for n in d_by_name if n not in exact_by_name]
+    if asym:
+        d, n1, n2 = (np.array([d_by_name[n][i] for n in asym]) for i in range(3))
+        pv = ks_pvalues_asymptotic(d, n1, n2)
+        pvalues = {**exact_by_name, **dict(zip(asym, pv.tolist(), strict=True))}
+    else:
+        pvalues = dict(exact_by_name)
+    for f in feats:
+        if f.name in d_by_name:
+            f.ks_statistic = d_by_name[f.name][0]
+            f.ks_pvalue = pvalues[f.name]
+    tested = [f for f in feats if f.ks_pvalue is not None or f.chi2_pvalue is not None]
+    raw = [f.ks_pvalue if f.ks_pvalue is not None else f.chi2_pvalue for f in tested]
+    adjusted = benjamini_hochberg(np.array(raw, dtype=np.float64))
+    for f, adj in zip(tested, adjusted.tolist(), strict=True):
+        if f.ks_pvalue is not None:
+            f.ks_pvalue_adjusted = adj
+        else:
+            f.chi2_pvalue_adjusted = adj
+    for f in feats:
+        reasons = []
+        if "psi" in methods and f.psi >= psi_threshold:
+            reasons.append(f"psi {f.psi:.3f} >= {psi_threshold}")
+        if (
+            "ks" in methods
+            and f.ks_pvalue_adjusted is not None
+            and f.ks_pvalue_adjusted < ks_pvalue
+        ):
+            reasons.append(f"ks adjusted p {f.ks_pvalue_adjusted:.3g} < {ks_pvalue}")
+        if (
+            ("chi2" in methods or "ks" in methods)
+            and f.chi2_pvalue_adjusted is not None
+            and f.chi2_pvalue_adjusted < ks_pvalue
+        ):
+            reasons.append(f"chi2 adjusted p {f.chi2_pvalue_adjusted:.3g} < {ks_pvalue}")
+        if "js" in methods and f.js_distance >= js_threshold:
+            reasons.append(f"js {f.js_distance:.3f} >= {js_threshold}")
+        if abs(f.null_rate_delta) >= null_rate_threshold:
+            reasons.append(f"null rate {f.null_rate_reference:.3f} -> {f.null_rate_current:.3f}")
+        f.reasons = reasons
+        f.drifted = bool(reasons)
+
+
+def _feature(
+    col: profiles.ColumnProfile,
+    *,
+    cur_counts: FloatArray,
+    null_rate_current: float,
+) -> FeatureDrift:
+    ref_p = col.proportions
+    cur_p = _props(cur_counts)
+    value = float(psi(ref_p, cur_p))
+    has_current = bool(cur_counts.sum() > 0)
+    return FeatureDrift(
+        name=col.name,
+        kind=col.kind,
+        psi=value,
+        psi_band=psi_band(value),
+        js_distance=float(js_distance(ref_p, cur_p)) if has_current else 0.0,
+        null_rate_reference=col.null_rate,
+        null_rate_current=null_rate_current,
+        bins=_bin_labels(col),
+        reference_proportions=ref_p.tolist(),
+        current_proportions=cur_p.tolist(),
+    )
+
+
+def compare(
+    profile: profiles.ReferenceProfile,
+    sketch: profiles.WindowSketch,
+    *,
+    psi_threshold: float = 0.2,
+    ks_pvalue: float = 0.01,
+    methods: Sequence[str] = ("psi", "ks"),
+    js_threshold: float = 0.1,
+    null_rate_threshold: float = 0.05,
+) -> DriftReport:
+    """Compare a window sketch with the reference profile it was made over.
+
+    KS uses the profile's bounded reference sample against the sketch's bounded window sample.
+    """
+    _check_settings(methods, psi_threshold, ks_pvalue)
+    if sketch.fingerprint != profile.fingerprint():
+        raise errors.InputError("drift: the window sketch was made over a different profile")
+    if sketch.row_count == 0:
+        raise errors.InputError("drift: the window is empty (no rows since the last run)")
+    feats: list[FeatureDrift] = []
+    d_by_name: dict[str, tuple[float, int, int]] = {}
+    exact: dict[str, float] = {}
+    for name, col in profile.columns.items():
+        cur_counts = sketch.counts(name).astype(np.float64)
+        f = _feature(col, cur_counts=cur_counts, null_rate_current=sketch.null_rate(name))
+        if col.kind == "numeric":
+            x = col.sample
+            y = np.sort(sketch.sample(name))
+            if x.shape[0] and y.shape[0]:
+                if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
+                    res = _ks_sorted(x, y)
+                    exact[name] = res.pvalue
+                    d_by_name[name] = (res.statistic, x.shape[0], y.shape[0])
+                else:
+                    d_by_name[name] = (ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
+        else:
+            chi = chi2_homogeneity(col.counts, cur_counts)
+            f.chi2_statistic, f.chi2_pvalue = chi.statistic, chi.pvalue
+        feats.append(f)
+    _finish(
+        feats=feats,
+        d_by_name=d_by_name,
+        exact_by_name=exact,
+        methods=methods,
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        js_threshold=js_threshold,
+        null_rate_threshold=null_rate_threshold,
+    )
+    return DriftReport(
+        features=feats,
+        methods=tuple(methods),
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        null_rate_threshold=null_rate_threshold,
+        reference_rows=max((c.row_count for c in profile.columns.values()), default=0),
+        current_rows=sketch.row_count,
+        ks_sample="bounded",
+    )
+
+
+def _sorted_numeric(name: str, values: Any, side: str) -> tuple[FloatArray, int]:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise errors.InputError(f"column {name!r}: expected a 1-D array in the {side} data")
+    if arr.dtype.kind not in "iuf":
+        raise errors.InputError(
+            f"column {name!r}: numeric in the reference but not in the {side} data"
+        )
+    x = np.sort(arr.astype(np.float64, copy=False))
+    # NaN sorts last, so the non-null values are a prefix of the sorted array.
+    n_null = int(np.count_nonzero(np.isnan(x[-1:]))) and int(np.count_nonzero(np.isnan(x)))
+    return (x[: x.shape[0] - n_null] if n_null else x), n_null
+
+
+def _counts_from_sorted(x: FloatArray, edges: FloatArray) -> FloatArray:
+    """Bin counts with bins [e_{i-1}, e_i), from a sorted sample: two searchsorteds of the edges."""
+    cuts = np.concatenate([[0], np.searchsorted(x, edges, side="left"), [x.shape[0]]])
+    return np.diff(cuts).astype(np.float64)
+
+
+def compare_frames(
+    reference_columns: Mapping[str, Any],
+    current_columns: Mapping[str, Any],
+    *,
+    bins: int = 10,
+    psi_threshold: float = 0.2,
+    ks_pvalue: float = 0.01,
+    methods: Sequence[str] = ("psi", "ks"),
+    js_threshold: float = 0.1,
+    null_rate_threshold: float = 0.05,
+    max_categories: int = profiles.DEFAULT_MAX_CATEGORIES,
+) -> DriftReport:
+    """Compare whole current data with whole reference data, column by column.
+
+    Bins are the reference deciles (or `bins` quantiles), exactly as `build_profile` makes them; KS
+    is exact over the whole columns (no sampling). Columns are those of the reference; each must
+    be present in the current data.
+    """
+    _check_settings(methods, psi_threshold, ks_pvalue)
+    if bins < 2:
+        raise errors.InputError(f"bins must be at least 2, got {bins}")
+    if not reference_columns:
+        raise errors.InputError("no columns to compare")
+    missing = [n for n in reference_columns if n not in current_columns]
+    if missing:
+        raise errors.InputError(f"current data: missing column(s) {', '.join(missing)}")
+    feats: list[FeatureDrift] = []
+    d_by_name: dict[str, tuple[float, int, int]] = {}
+    exact: dict[str, float] = {}
+    ref_rows = cur_rows = 0
+    for name, ref_raw in reference_columns.items():
+        ref_arr = np.asarray(ref_raw)
+        cur_arr = np.asarray(current_columns[name])
+        ref_rows, cur_rows = max(ref_rows, ref_arr.shape[0]), max(cur_rows, cur_arr.shape[0])
+        if ref_arr.shape[0] == 0 or cur_arr.shape[0] == 0:
+            side = "reference" if ref_arr.shape[0] == 0 else "current"
+            raise errors.InputError(f"column {name!r}: the {side} data has no rows")
+        if profiles.column_kind(ref_arr) == "numeric":
+            x, x_null = _sorted_numeric(name, ref_arr, "reference")
+            y, y_null = _sorted_numeric(name, cur_arr, "current")
+            if x.shape[0] == 0:
+                raise errors.InputError(f"column {name!r}: every reference value is null")
+            edges = profiles.quantile_edges(x, bins)
+            col = profiles.ColumnProfile(
+                name=name,
+                kind="numeric",
+                counts=_counts_from_sorted(x, edges).astype(np.int64),
+                null_count=x_null,
+                row_count=int(ref_arr.shape[0]),
+                edges=edges,
+            )
+            f = _feature(
+                col,
+                cur_counts=_counts_from_sorted(y, edges),
+                null_rate_current=y_null / cur_arr.shape[0],
+            )
+            if y.shape[0]:
+                if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
+                    res = _ks_sorted(x, y)
+                    exact[name] = res.pvalue
+                    d_by_name[name] = (res.statistic, x.shape[0], y.shape[0])
+                else:
+                    d_by_name[name] = (ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
+        else:
+            prof = profiles.build_profile(
+                {name: ref_arr},
+                bins=bins,
+                sample_size=1,
+                rng=np.random.default_rng(0),
+                max_categories=max_categories,
+            )
+            col = prof.columns[name]
+            cur_counts, cur_null, _ = profiles.bin_categorical(cur_arr, col.categories)
+            f = _feature(
+                col,
+                cur_counts=cur_counts.astype(np.float64),
+                null_rate_current=cur_null / cur_arr.shape[0],
+            )
+            chi = chi2_homogeneity(col.counts, cur_counts)
+            f.chi2_statistic, f.chi2_pvalue = chi.statistic, chi.pvalue
+        feats.append(f)
+    _finish(
+        feats=feats,
+        d_by_name=d_by_name,
+        exact_by_name=exact,
+        methods=methods,
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        js_threshold=js_threshold,
+        null_rate_threshold=null_rate_threshold,
+    )
+    return DriftReport(
+        features=feats,
+        methods=tuple(methods),
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        null_rate_threshold=null_rate_threshold,
+        reference_rows=ref_rows,
+        current_rows=cur_rows,
+        ks_sample="exact",
+    )
