@@ -1,0 +1,95 @@
+"""MLflow clients with short timeouts, and the mapping of MLflow's errors to modelpilot's.
+
+    modelpilot.errors.InputError
+    ├── RunNotFound          the run id does not exist on the server
+    ├── ModelNotFound        no such registered model, version or alias
+    └── RegistryUnavailable  the tracking server did not answer (wrong URI, server down)
+
+Design decision: MLflow's defaults (120 s timeout, 7 retries with exponential backoff) make a typo
+in `--tracking-uri` hang for minutes; we lower them (overridable through MLflow's own environment
+variables) and translate every MLflow failure inside `mapped_errors()`, so no caller above this
+layer ever sees an `MlflowException` or a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+import mlflow.exceptions
+import mlflow.tracking
+
+from modelpilot import errors
+
+# Short, but not so short that a cold SQLite server answering its first request fails.
+_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # Progress bars on stderr would bury the one-line messages the CLI promises.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+class RunNotFound(errors.InputError):
+    """No run with this id."""
+
+
+class ModelNotFound(errors.InputError):
+    """No registered model, version or alias with this name."""
+
+
+class RegistryUnavailable(errors.InputError):
+    """The tracking server could not be reached; the message names the URI."""
+
+
+def configure(tracking_uri: str | None) -> str:
+    """Point the MLflow client at `tracking_uri` (or the environment) with short timeouts."""
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise errors.InputError(
+            "--tracking-uri: not set; pass the MLflow server URL or set MLFLOW_TRACKING_URI"
+        )
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def make_client(tracking_uri: str | None) -> mlflow.tracking.MlflowClient:
+    uri = configure(tracking_uri)
+    return mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+@contextmanager
+def mapped_errors(what: str) -> Iterator[None]:
+    """Translate MLflow failures while doing `what` (e.g. "run 1234", "model iris@champion")."""
+    try:
+        yield
+    except mlflow.exceptions.MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = str(exc.message) if hasattr(exc, "message") else str(exc)
+        if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower():
+            if what.startswith("run "):
+                raise RunNotFound(f"{what}: not found on {mlflow.get_tracking_uri()}") from exc
+            raise ModelNotFound(f"{what}: not found in the registry") from exc
+        if "API request to" in message or "Max retries" in message or "timed out" in message:
+            raise RegistryUnavailable(
+                f"registry unavailable at {mlflow.get_tracking_uri()} while reading {what}: "
+                "check --tracking-uri / MLFLOW_TRACKING_URI"
+            ) from exc
+        if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"):
+            raise errors.InputError(f"{what}: {_first_line(message)}") from exc
+        raise
+    except OSError as exc:
+        raise RegistryUnavailable(
+            f"registry unavailable at {mlflow.get_tracking_uri()} while reading {what}: {exc}"
+        ) from exc
