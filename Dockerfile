@@ -1,0 +1,68 @@
+# syntax=docker/dockerfile:1
+# The modelpilot image: one Python environment with the package and its entrypoints for the
+# operator, the model server, the router and the drift job (and `mlflow server`, which the chart's
+# optional registry runs). Multi-stage: the build stage has pip and the build backend; the runtime
+# stage has only the virtual environment, runs as an unprivileged user, and works with a read-only
+# root filesystem (everything writable is under /tmp, which the chart mounts as an emptyDir).
+#
+# The last stage (`modelpilot`, the default target) is the general image. The `operator`,
+# `model-server`, `router` and `drift` targets are the same layers with a different default command,
+# so the images the operator deploys by default exist under their own names without a second build:
+#   docker build -t ghcr.io/modelpilot/modelpilot:0.1.0 .
+#   docker build --target router -t ghcr.io/modelpilot/router:0.1.0 .
+# `make images` builds all five.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/modelpilot
+# Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
+COPY pyproject.toml README.md ./
+RUN /opt/modelpilot/bin/python - <<'PY' > /tmp/requirements.txt
+import tomllib
+print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
+PY
+RUN /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
+COPY src ./src
+COPY operator ./operator
+COPY services ./services
+RUN /opt/modelpilot/bin/pip install --no-deps . \
+    && /opt/modelpilot/bin/python -c "import modelpilot.errors, modelpilot.cli.main"
+
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="modelpilot" \
+      org.opencontainers.image.description="Kubernetes-native MLOps: operator, model server, router, drift job" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/modelpilot/modelpilot"
+# A fixed numeric uid/gid, so that runAsNonRoot can verify it and volumes can be shared by fsGroup.
+RUN groupadd --system --gid 10001 modelpilot \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin modelpilot
+COPY --from=build /opt/modelpilot /opt/modelpilot
+ENV PATH=/opt/modelpilot/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib
+USER 10001:10001
+WORKDIR /tmp
+
+FROM runtime AS operator
+ENTRYPOINT ["modelpilot", "operator", "run"]
+
+FROM runtime AS model-server
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "modelpilot.modelserver"]
+
+FROM runtime AS router
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "modelpilot.router"]
+
+FROM runtime AS drift
+ENTRYPOINT ["modelpilot", "drift", "run"]
+
+# The default target: the general image (`modelpilot ...`; the chart runs `mlflow server` from it).
+FROM runtime AS modelpilot
+ENTRYPOINT ["modelpilot"]
+CMD ["--help"]
