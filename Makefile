@@ -52,5 +52,103 @@ k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modu
 # [lifecycle targets]
 # [operator targets]
 # [delivery targets]
+# Chart, install bundle, image, dashboards, alerts and the kind workflow (docs/delivery.md).
+CHART := charts/modelpilot
+CHART_CI_VALUES := $(sort $(wildcard $(CHART)/ci/*-values.yaml))
+# helm and promtool: the ones built/installed for this repository unless given (HELM=helm).
+K8S_BIN = $(shell bash hack/build-binaries.sh --print-dir)
+HELM ?= $(K8S_BIN)/helm
+KUBECTL ?= $(K8S_BIN)/kubectl
+PROMTOOL ?= promtool
+DOCKER ?= docker
+KIND ?= kind
+KIND_CLUSTER ?= modelpilot
+KIND_NAMESPACE ?= modelpilot
+IMAGE_REGISTRY ?= ghcr.io/modelpilot
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART)/Chart.yaml)
+# Dockerfile target -> image name (the general image is `modelpilot`).
+IMAGE_TARGETS := modelpilot operator model-server router drift
+
+# Say clearly what is missing and stop: the kind tier needs a Docker engine and kind.
+define require-docker-kind
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "$@: '$(DOCKER)' is not installed: the kind workflow needs Docker (docs/delivery.md); on this machine use 'make cluster-up' instead" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "$@: no Docker engine answers ('$(DOCKER) info' failed): start dockerd, or use 'make cluster-up' (kwok control plane) instead" >&2; exit 1; }
+	@command -v $(KIND) >/dev/null 2>&1 || { echo "$@: '$(KIND)' is not installed: 'go install sigs.k8s.io/kind@latest' puts it in ~/go/bin" >&2; exit 1; }
+endef
+
+.PHONY: chart-sync chart-lint manifests-bundle promtool alerts-check images kind-up kind-load kind-deploy e2e-kind kind-down test-delivery
+chart-sync: ## copy CRDs, RBAC, dashboards and alert rules into the chart (tests check they are equal)
+	@mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/dashboards $(CHART)/files/alerts
+	rm -f $(CHART)/files/crds/*.yaml $(CHART)/files/rbac/*.yaml $(CHART)/files/dashboards/*.json
+	cp manifests/crds/*.yaml $(CHART)/files/crds/
+	cp manifests/rbac/*.yaml $(CHART)/files/rbac/
+	cp dashboards/*.json $(CHART)/files/dashboards/
+	cp alerts/modelpilot-rules.yaml $(CHART)/files/alerts/
+
+chart-lint: ## helm lint --strict and helm template over every ci/*-values.yaml
+	@for f in $(CHART_CI_VALUES); do \
+	  echo "== $$f"; \
+	  $(HELM) lint --strict $(CHART) -f $$f && \
+	  $(HELM) template lint-check $(CHART) -n modelpilot -f $$f >/dev/null || exit 1; \
+	done
+
+manifests-bundle: ## render manifests/install.yaml (plain install bundle) from the chart
+	@{ echo "# modelpilot install bundle, rendered from charts/modelpilot by 'make manifests-bundle'; do not edit."; \
+	   echo "# kubectl apply --server-side -f manifests/install.yaml"; \
+	   echo "---"; \
+	   echo "apiVersion: v1"; echo "kind: Namespace"; echo "metadata:"; echo "  name: modelpilot"; \
+	   $(HELM) template modelpilot $(CHART) -n modelpilot --set tests.enabled=false; \
+	 } > manifests/install.yaml
+	@echo "wrote manifests/install.yaml"
+
+promtool: ## install promtool from Debian's prometheus package when it is missing
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "installing promtool (Debian package prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@$(PROMTOOL) --version 2>&1 | head -1
+
+alerts-check: promtool ## promtool check rules and promtool test rules (alerts/tests/*.yaml)
+	$(PROMTOOL) check rules alerts/modelpilot-rules.yaml
+	$(PROMTOOL) test rules alerts/tests/*.yaml
+
+images: ## build the modelpilot images (general, operator, model-server, router, drift) with Docker
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "$@: '$(DOCKER)' is not installed: building images needs Docker (docs/delivery.md)" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "$@: no Docker engine answers ('$(DOCKER) info' failed): start dockerd first" >&2; exit 1; }
+	@for t in $(IMAGE_TARGETS); do \
+	  echo "== $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG)"; \
+	  $(DOCKER) build --target $$t -t $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG) . || exit 1; \
+	done
+
+kind-up: ## create the kind cluster (KIND_CLUSTER, default modelpilot; needs Docker and kind)
+	$(require-docker-kind)
+	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then echo "kind cluster $(KIND_CLUSTER) already exists"; \
+	 else $(KIND) create cluster --name $(KIND_CLUSTER) --config tests/kind/kind-cluster.yaml --wait 120s; fi
+
+kind-load: ## load the images built by 'make images' into the kind cluster
+	$(require-docker-kind)
+	@for t in $(IMAGE_TARGETS); do $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG) || exit 1; done
+
+kind-deploy: ## install the chart with MLflow on kind, register a model, apply an example
+	$(require-docker-kind)
+	$(HELM) upgrade --install modelpilot $(CHART) --kube-context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) --create-namespace \
+	  -f $(CHART)/ci/kind-values.yaml --set operator.image.tag=$(IMAGE_TAG) --wait --timeout 10m
+	$(HELM) test modelpilot --kube-context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) --timeout 5m
+	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) delete job register-iris --ignore-not-found
+	sed 's/__IMAGE_TAG__/$(IMAGE_TAG)/' tests/kind/register-model-job.yaml | $(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) apply -f -
+	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) wait --for=condition=complete job/register-iris --timeout=10m
+	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) apply -f manifests/examples/modeldeployment.yaml
+	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) wait --for=condition=Ready modeldeployment/iris --timeout=10m
+
+e2e-kind: venv ## the end-to-end tier against the kind cluster (tests/kind, marker kind)
+	$(require-docker-kind)
+	MODELPILOT_KIND_CONTEXT=kind-$(KIND_CLUSTER) MODELPILOT_KIND_NAMESPACE=$(KIND_NAMESPACE) \
+	  $(PY) -m pytest -m kind tests/kind $(PYTEST_ARGS)
+
+kind-down: ## delete the kind cluster
+	$(require-docker-kind)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+test-delivery: venv k8s-binaries promtool ## the delivery tests (chart, bundle, dashboards, alerts, RBAC) on the control plane
+	$(PY) -m pytest tests/delivery $(PYTEST_ARGS)
+
 # [demo targets]
 # [bench targets]
