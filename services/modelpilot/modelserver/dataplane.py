@@ -1,0 +1,235 @@
+"""The model server's data plane: the one object every endpoint delegates to.
+
+As in KServe and MLServer, the HTTP app only translates requests; loading, readiness, decoding,
+prediction, metrics and the drift window live here. The design decision: the model is loaded in
+a background task (a thread, since MLflow's download and unpickling block) and the server reports
+ready only once it has loaded, so Kubernetes sends no traffic to a pod that cannot answer; a failed
+load is retried, never fatal, so a registry outage heals without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelpilot.modelserver import codec, errors, loader, metrics, settings, window
+
+log = logging.getLogger("modelpilot.modelserver")
+
+
+class DataPlane:
+    def __init__(self, config: settings.ServerSettings) -> None:
+        self.settings = config
+        self.ref = loader.parse_model_uri(config.model_uri)
+        self.metrics = metrics.create_metrics(deployment=config.deployment, variant=config.variant)
+        self.model: loader.LoadedModel | None = None
+        self.window: window.DriftWindow | None = None
+        self.load_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start loading in the background (called from the app's lifespan)."""
+        self._task = asyncio.get_running_loop().create_task(self._load_until_loaded())
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _load_until_loaded(self) -> None:
+        while True:
+            try:
+                loaded = await asyncio.to_thread(
+                    loader.load,
+                    model_uri=self.settings.model_uri,
+                    tracking_uri=self.settings.tracking_uri,
+                    with_profile=self.settings.drift_window,
+                )
+            except Exception as exc:  # any failure of MLflow or the model: retry, stay unready
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                log.warning("loading %s failed, retrying: %s", self.settings.model_uri, exc)
+                await asyncio.sleep(self.settings.load_retry_seconds)
+                continue
+            self._install(loaded)
+            return
+
+    def _install(self, loaded: loader.LoadedModel) -> None:
+        if loaded.profile is not None:
+            self.window = window.DriftWindow(
+                loaded.profile, window_seconds=self.settings.window_seconds
+            )
+        self.metrics.set_version(loaded.version)
+        self.load_error = None
+        self.model = loaded  # last: readiness flips only when everything above is in place
+        log.info("loaded %s version %s", loaded.name, loaded.version)
+
+    # ---- health and metadata -----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def _model(self, name: str | None) -> loader.LoadedModel:
+        if name is not None and name != self.ref.name:
+            raise errors.ModelNotFoundError(
+                f"model {name!r} is not served here (this server: {self.ref.name!r})"
+            )
+        if self.model is None:
+            raise errors.ModelNotReadyError(f"model {self.ref.name!r} is still loading")
+        return self.model
+
+    def model_ready(self, name: str) -> bool:
+        if name != self.ref.name:
+            raise errors.ModelNotFoundError(
+                f"model {name!r} is not served here (this server: {self.ref.name!r})"
+            )
+        return self.ready
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {
+            "name": "modelpilot-model-server",
+            "version": "0.1.0",
+            "extensions": ["predict", "drift"],
+        }
+
+    def model_metadata(self, name: str) -> dict[str, Any]:
+        model = self._model(name)
+
+        def tensors(cols: tuple[codec.Column, ...] | None) -> list[dict[str, Any]]:
+            return [
+                {"name": c.name, "datatype": _V2_OF_KIND.get(c.kind, "BYTES"), "shape": [-1]}
+                for c in cols or ()
+            ]
+
+        return {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": "mlflow",
+            "inputs": tensors(model.schema),
+            "outputs": tensors(model.outputs),
+        }
+
+    # ---- inference ---------------------------------------------------------------------------
+    def infer_v2(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        model = self._model(name)
+        start = time.perf_counter()
+        batch = codec.decode_v2_inputs(
+            payload.get("inputs"), model.schema, max_rows=self.settings.max_batch_rows
+        )
+        predictions = self._predict(model, batch)
+        outputs = [
+            {
+                "name": col,
+                "shape": [len(values)],
+                "datatype": codec.v2_datatype(values),
+                "data": values,
+            }
+            for col, values in predictions.items()
+        ]
+        response: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "outputs": outputs,
+        }
+        if payload.get("id") is not None:
+            response["id"] = payload["id"]
+        self.metrics.observe(protocol="v2", seconds=time.perf_counter() - start, rows=batch.rows)
+        return response
+
+    def predict(self, instances: Any) -> dict[str, Any]:
+        model = self._model(None)
+        start = time.perf_counter()
+        batch = codec.decode_instances(
+            instances, model.schema, max_rows=self.settings.max_batch_rows
+        )
+        predictions = self._predict(model, batch)
+        if len(predictions) == 1:
+            body: list[Any] = next(iter(predictions.values()))
+        else:
+            keys = list(predictions)
+            body = [
+                dict(zip(keys, row, strict=True)) for row in zip(*predictions.values(), strict=True)
+            ]
+        self.metrics.observe(
+            protocol="predict", seconds=time.perf_counter() - start, rows=batch.rows
+        )
+        return {"predictions": body, "model_name": model.name, "model_version": model.version}
+
+    def _predict(self, model: loader.LoadedModel, batch: codec.Batch) -> dict[str, list[Any]]:
+        frame = pd.DataFrame(batch.columns)
+        if model.schema is not None:
+            for c in model.schema:
+                if c.kind in ("float",):
+                    frame[c.name] = frame[c.name].astype(np.float32)
+                elif c.kind == "integer" and not frame[c.name].isna().any():
+                    frame[c.name] = frame[c.name].astype(np.int32)
+        try:
+            raw = model.pyfunc.predict(frame)
+        except Exception as exc:  # MLflow schema enforcement and model errors: the input's fault
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise errors.InvalidInputError(
+                f"the model rejected the inputs: {message[:300]}"
+            ) from exc
+        if self.window is not None:
+            self.window.update(batch.columns)
+        out = _to_columns(raw, batch.rows)
+        if len(out) == 1:
+            self.metrics.count_classes(next(iter(out.values())))
+        return out
+
+    # ---- drift window ------------------------------------------------------------------------
+    def drift_window(self) -> dict[str, Any]:
+        model = self._model(None)
+        if self.window is None:
+            raise errors.NotAvailableError(
+                f"no drift window: model {model.name!r} version {model.version} has no reference "
+                "profile, or the window is turned off (MODELPILOT_SERVER_DRIFT_WINDOW)"
+            )
+        if self.window.disabled is not None:
+            raise errors.NotAvailableError(f"no drift window: {self.window.disabled}")
+        return {
+            "deployment": self.settings.deployment,
+            "variant": self.settings.variant,
+            "model": {"name": model.name, "version": model.version},
+            "window": self.window.to_dict(),
+        }
+
+    def count_error(self, code: int) -> None:
+        self.metrics.error(code)
+
+
+_V2_OF_KIND = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+}
+
+
+def _jsonable(values: Any) -> list[Any]:
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        # NaN and infinities are not JSON; send null.
+        return [None if not np.isfinite(v) else float(v) for v in array.tolist()]
+    out: list[Any] = array.tolist()
+    return out
+
+
+def _to_columns(raw: Any, rows: int) -> dict[str, list[Any]]:
+    if isinstance(raw, pd.DataFrame):
+        return {str(c): _jsonable(raw[c].to_numpy()) for c in raw.columns}
+    if isinstance(raw, pd.Series):
+        return {str(raw.name or "predict"): _jsonable(raw.to_numpy())}
+    array = np.asarray(raw)
+    if array.ndim == 2 and array.shape[0] == rows:
+        return {f"predict_{j}": _jsonable(array[:, j]) for j in range(array.shape[1])}
+    return {"predict": _jsonable(array.reshape(rows, -1)[:, 0] if array.ndim > 1 else array)}

@@ -1,0 +1,70 @@
+"""Settings of the model server, read from `MODELPILOT_SERVER_*` environment variables.
+
+pydantic-settings with one docstring per field (as MLServer does), so `--help`, the chart and the
+operator's pod builder can all agree on one list of knobs.
+"""
+
+from __future__ import annotations
+
+import pydantic
+import pydantic_settings
+
+
+class ServerSettings(pydantic_settings.BaseSettings):
+    """How one model-server process runs."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="MODELPILOT_SERVER_", extra="ignore", protected_namespaces=()
+    )
+
+    model_uri: str = pydantic.Field(
+        description="The model to serve: `models:/<name>/<version>` or `models:/<name>@<alias>`."
+    )
+    """The model to serve, resolved against the tracking server."""
+
+    tracking_uri: str | None = pydantic.Field(
+        default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI when unset."
+    )
+    """MLflow tracking URI; the MLFLOW_TRACKING_URI environment variable when unset."""
+
+    deployment: str = pydantic.Field(
+        default="default", description="ModelDeployment name (metric label)."
+    )
+    """The ModelDeployment this server belongs to (a metric label)."""
+
+    variant: str = pydantic.Field(default="stable", description="Variant name (metric label).")
+    """The variant this server serves (a metric label; `stable` for the champion)."""
+
+    host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
+    """Address to listen on."""
+
+    port: int = pydantic.Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    """Port to listen on (0 picks a free one; only useful in tests)."""
+
+    max_body_bytes: int = pydantic.Field(
+        default=1_048_576, gt=0, description="Largest request body accepted (413 above it)."
+    )
+    """Largest request body accepted; larger bodies get 413 before they are parsed."""
+
+    max_batch_rows: int = pydantic.Field(
+        default=10_000, gt=0, description="Largest number of rows in one request (413 above it)."
+    )
+    """Largest number of rows in one request."""
+
+    drift_window: bool = pydantic.Field(
+        default=True, description="Keep a drift window over the reference profile."
+    )
+    """Keep a mergeable drift window of recent inputs (needs the version's reference profile)."""
+
+    window_seconds: float = pydantic.Field(
+        default=3600.0, gt=0, description="Period after which the drift window rotates."
+    )
+    """The drift window covers the last one to two of these periods of traffic."""
+
+    load_retry_seconds: float = pydantic.Field(
+        default=5.0, gt=0, description="Pause between attempts when loading the model fails."
+    )
+    """Pause between attempts when loading the model fails (the pod stays unready meanwhile)."""
+
+    log_level: str = pydantic.Field(default="info", description="uvicorn log level.")
+    """uvicorn log level."""

@@ -1,0 +1,155 @@
+"""Fixtures of the services tier: a model trained and registered in the test, and real servers.
+
+The model servers run as real processes (`python -m modelpilot.modelserver`) on free loopback ports,
+against the session's real MLflow server; readiness is polled with a deadline, never slept on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.testing import ports
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    features: pd.DataFrame  # the training inputs (also the reference of the drift profile)
+    tracking_uri: str
+
+
+def register_iris(tracking_uri: str, *, with_profile: bool = True) -> RegisteredModel:
+    import mlflow
+    import mlflow.models
+    import mlflow.sklearn
+    import sklearn.datasets
+    import sklearn.linear_model
+
+    from modelpilot.registry import client as registry_client
+    from modelpilot.registry import profiles
+    from modelpilot.stats import profile as profile_mod
+
+    iris = sklearn.datasets.load_iris(as_frame=True)
+    x = iris.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    y = iris.target
+    model = sklearn.linear_model.LogisticRegression(max_iter=500).fit(x, y)
+    name = f"iris-{uuid.uuid4().hex[:8]}"
+    client = registry_client.make_client(tracking_uri)
+    mlflow.set_experiment("services-tests")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=mlflow.models.infer_signature(x, model.predict(x)),
+            input_example=x.head(2),
+        )
+    mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    if with_profile:
+        prof = profile_mod.build_profile(
+            {c: x[c].to_numpy() for c in x.columns}, rng=np.random.default_rng(0)
+        )
+        profiles.log_reference_profile(client, name=name, version=str(mv.version), profile=prof)
+    return RegisteredModel(
+        name=name, version=str(mv.version), features=x, tracking_uri=tracking_uri
+    )
+
+
+@pytest.fixture(scope="session")
+def iris_model(mlflow_server: object) -> RegisteredModel:
+    uri = mlflow_server.tracking_uri  # type: ignore[attr-defined]
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
+    return register_iris(uri)
+
+
+@dataclass(frozen=True)
+class Proc:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log: Path, *, path: str, timeout: float = 90.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)  # poll interval of a deadline loop, not a synchronisation sleep
+    raise RuntimeError(f"{url}{path} not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_process(
+    args: list[str], env: dict[str, str], *, log: Path, port: int, ready_path: str
+) -> Iterator[Proc]:
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_ready(url, proc, log, path=ready_path)
+        yield Proc(url=url, proc=proc, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def model_server(
+    model: RegisteredModel, tmp: Path, *, variant: str = "stable", **extra: str
+) -> Iterator[Proc]:
+    port = ports.free_port()
+    env = {
+        "MODELPILOT_SERVER_MODEL_URI": f"models:/{model.name}/{model.version}",
+        "MODELPILOT_SERVER_TRACKING_URI": model.tracking_uri,
+        "MODELPILOT_SERVER_DEPLOYMENT": "iris",
+        "MODELPILOT_SERVER_VARIANT": variant,
+        "MODELPILOT_SERVER_HOST": "127.0.0.1",
+        "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_LOG_LEVEL": "warning",
+        **{f"MODELPILOT_SERVER_{k.upper()}": v for k, v in extra.items()},
+    }
+    with running_process(
+        ["-m", "modelpilot.modelserver"],
+        env,
+        log=tmp / f"server-{variant}-{port}.log",
+        port=port,
+        ready_path="/v2/health/ready",
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def served_iris(
+    iris_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proc]:
+    with model_server(iris_model, tmp_path_factory.mktemp("server")) as proc:
+        yield proc
