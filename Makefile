@@ -51,6 +51,17 @@ k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modu
 # [services targets]
 # [lifecycle targets]
 # [operator targets]
+.PHONY: manifests operator-test bench-operator
+manifests: venv ## render the CRDs and the operator's RBAC from src/modelpilot/api
+	$(PY) -m modelpilot.api render --out manifests/crds --rbac-out manifests/rbac
+
+operator-test: venv k8s-binaries ## operator unit tests and control-plane tests
+	$(PY) -m pytest tests/unit/operator tests/operator -q $(PYTEST_ARGS)
+
+bench-operator: venv k8s-binaries ## 200 ModelDeployments at once: time to all Ready, operator peak memory
+	@mkdir -p bench/out
+	$(PY) bench/operator_scale.py --out bench/out/operator.json
+
 # [delivery targets]
 # Chart, install bundle, image, dashboards, alerts and the kind workflow (docs/delivery.md).
 CHART := charts/modelpilot

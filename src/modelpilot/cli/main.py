@@ -18,6 +18,7 @@ from modelpilot import errors
 
 # name -> (module, attribute); add one line per command group.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "operator": ("modelpilot.cli.operator", "operator"),
 }
 
 

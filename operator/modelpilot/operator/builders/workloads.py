@@ -1,0 +1,269 @@
+"""Model-server and router Deployments, Services and the router's RBAC.
+
+Design decision: `build_model_server_deployment` takes the variant, the *resolved* model (never an
+alias) and the owner explicitly, so the Experiment controller builds its challengers with the same
+function (owner = the Experiment, `experiment=` adds the `modelpilot.io/experiment` label). The pod
+template carries the model version as an annotation, so a new version is a new ReplicaSet (rollout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelpilot.operator import settings as settings_mod
+from modelpilot.operator.builders import meta
+
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+ANNOTATION_MODEL_VERSION = "modelpilot.io/model-version"
+
+
+def _container(
+    *,
+    name: str,
+    image: str,
+    env: list[dict[str, str]],
+    resources: Mapping[str, Any] | None,
+    settings: settings_mod.OperatorSettings,
+    probes: tuple[str, str],
+) -> dict[str, Any]:
+    live, ready = probes
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": live, "port": "http"}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": ready, "port": "http"}, "periodSeconds": 5},
+        "securityContext": meta.RESTRICTED_CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if resources:
+        container["resources"] = dict(resources)
+    return container
+
+
+def _deployment(
+    *,
+    metadata: dict[str, Any],
+    selector: dict[str, str],
+    replicas: int,
+    container: dict[str, Any],
+    service_account: str | None,
+    annotations: dict[str, str],
+) -> dict[str, Any]:
+    pod_spec: dict[str, Any] = {
+        "securityContext": meta.POD_SECURITY,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if service_account is None:
+        pod_spec["automountServiceAccountToken"] = False
+    else:
+        pod_spec["serviceAccountName"] = service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": metadata["labels"], "annotations": annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _service(*, metadata: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def build_model_server_deployment(
+    md: meta.Body,
+    *,
+    variant: str,
+    model: Mapping[str, Any],
+    replicas: int,
+    settings: settings_mod.OperatorSettings,
+    owner: meta.Body | None = None,
+    experiment: str | None = None,
+    image: str | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model-server Deployment of one variant, serving `model` ({name, version, ...})."""
+    md_name, namespace = meta.name_of(md), meta.namespace_of(md)
+    serving = md.get("spec", {}).get("serving") or {}
+    env = [
+        {
+            "name": "MODELPILOT_SERVER_MODEL_URI",
+            "value": f"models:/{model['name']}/{model['version']}",
+        },
+        {
+            "name": "MODELPILOT_SERVER_TRACKING_URI",
+            "value": meta.tracking_uri(md, settings.mlflow_tracking_uri),
+        },
+        {"name": "MODELPILOT_SERVER_DEPLOYMENT", "value": md_name},
+        {"name": "MODELPILOT_SERVER_VARIANT", "value": variant},
+        {"name": "MODELPILOT_SERVER_PORT", "value": str(CONTAINER_PORT)},
+    ]
+    labels = meta.labels(md_name, component="model-server", variant=variant, experiment=experiment)
+    return _deployment(
+        metadata=meta.metadata(
+            name=meta.model_server_name(md_name, variant),
+            namespace=namespace,
+            labels=labels,
+            owner=owner or md,
+            annotations={ANNOTATION_MODEL_VERSION: str(model["version"])},
+        ),
+        selector=meta.selector_labels(md_name, component="model-server", variant=variant),
+        replicas=replicas,
+        container=_container(
+            name="model-server",
+            image=image or serving.get("image") or settings.model_server_image,
+            env=env,
+            resources=resources if resources is not None else serving.get("resources"),
+            settings=settings,
+            probes=("/v2/health/live", "/v2/health/ready"),
+        ),
+        service_account=None,
+        annotations={
+            ANNOTATION_MODEL_VERSION: str(model["version"]),
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(CONTAINER_PORT),
+        },
+    )
+
+
+def build_model_server_service(
+    md: meta.Body,
+    *,
+    variant: str,
+    owner: meta.Body | None = None,
+    experiment: str | None = None,
+) -> dict[str, Any]:
+    """The ClusterIP Service `<md>-<variant>` the router forwards to."""
+    md_name = meta.name_of(md)
+    return _service(
+        metadata=meta.metadata(
+            name=meta.model_server_name(md_name, variant),
+            namespace=meta.namespace_of(md),
+            labels=meta.labels(
+                md_name, component="model-server", variant=variant, experiment=experiment
+            ),
+            owner=owner or md,
+        ),
+        selector=meta.selector_labels(md_name, component="model-server", variant=variant),
+    )
+
+
+def build_router_deployment(
+    md: meta.Body, *, settings: settings_mod.OperatorSettings
+) -> dict[str, Any]:
+    """The router: reads `<md>-routes` through the API (its own ServiceAccount, read-only)."""
+    md_name, namespace = meta.name_of(md), meta.namespace_of(md)
+    router = md.get("spec", {}).get("router") or {}
+    env = [
+        {"name": "MODELPILOT_ROUTER_DEPLOYMENT", "value": md_name},
+        {"name": "MODELPILOT_ROUTER_NAMESPACE", "value": namespace},
+        {"name": "MODELPILOT_ROUTER_CONFIGMAP", "value": meta.routes_configmap_name(md_name)},
+        {"name": "MODELPILOT_ROUTER_PORT", "value": str(CONTAINER_PORT)},
+    ]
+    return _deployment(
+        metadata=meta.metadata(
+            name=meta.router_name(md_name),
+            namespace=namespace,
+            labels=meta.labels(md_name, component="router"),
+            owner=md,
+        ),
+        selector=meta.selector_labels(md_name, component="router"),
+        replicas=int(router.get("replicas", 1)),
+        container=_container(
+            name="router",
+            image=router.get("image") or settings.router_image,
+            env=env,
+            resources=router.get("resources"),
+            settings=settings,
+            probes=("/healthz", "/readyz"),
+        ),
+        service_account=meta.router_name(md_name),
+        annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT)},
+    )
+
+
+def build_router_service(md: meta.Body) -> dict[str, Any]:
+    """The stable endpoint: Service `<md>` in front of the router pods."""
+    md_name = meta.name_of(md)
+    return _service(
+        metadata=meta.metadata(
+            name=meta.router_service_name(md_name),
+            namespace=meta.namespace_of(md),
+            labels=meta.labels(md_name, component="router"),
+            owner=md,
+        ),
+        selector=meta.selector_labels(md_name, component="router"),
+    )
+
+
+def build_router_rbac(md: meta.Body) -> list[dict[str, Any]]:
+    """ServiceAccount, Role (read its own routes ConfigMap) and RoleBinding of the router."""
+    md_name, namespace = meta.name_of(md), meta.namespace_of(md)
+    name = meta.router_name(md_name)
+    rules = [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [meta.routes_configmap_name(md_name)],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    return build_workload_rbac(md, name=name, namespace=namespace, component="router", rules=rules)
+
+
+def build_workload_rbac(
+    md: meta.Body,
+    *,
+    name: str,
+    namespace: str,
+    component: str,
+    rules: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    labels = meta.labels(meta.name_of(md), component=component)
+
+    def md_meta() -> dict[str, Any]:
+        return meta.metadata(name=name, namespace=namespace, labels=labels, owner=md)
+
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": md_meta()},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": md_meta(),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": md_meta(),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]

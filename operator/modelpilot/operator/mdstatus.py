@@ -1,0 +1,158 @@
+"""The ModelDeployment's status as pure functions: readiness, conditions, history.
+
+Design decision: readiness is read from the Deployments' own status as Kubernetes' rollout logic
+defines it (`kubectl rollout status`: observedGeneration caught up, every replica updated and
+available, no old replica left), so Ready=True means the new version serves, not merely that
+objects exist. The caller passes the clock; nothing here does input/output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from modelpilot.operator import conditions
+
+HISTORY_LIMIT = 100
+
+
+def deployment_readiness(deployment: Mapping[str, Any]) -> tuple[bool, str]:
+    """(ready, why) for one Deployment, as `kubectl rollout status` judges it."""
+    name = deployment.get("metadata", {}).get("name", "?")
+    spec_replicas = int(deployment.get("spec", {}).get("replicas", 1))
+    status = deployment.get("status") or {}
+    generation = int(deployment.get("metadata", {}).get("generation", 0))
+    if int(status.get("observedGeneration", 0)) < generation:
+        return False, f"{name}: rollout not yet observed"
+    updated = int(status.get("updatedReplicas", 0))
+    total = int(status.get("replicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    if updated < spec_replicas:
+        return False, f"{name}: {updated} of {spec_replicas} replicas updated"
+    if total > updated:
+        return False, f"{name}: {total - updated} old replicas pending termination"
+    if available < updated:
+        return False, f"{name}: {available} of {updated} updated replicas available"
+    return True, f"{name}: {available} of {spec_replicas} replicas available"
+
+
+def workloads_readiness(
+    deployments: Sequence[Mapping[str, Any]], *, expected: int
+) -> tuple[bool, str]:
+    """All `expected` Deployments present and ready; the message lists what is missing."""
+    if len(deployments) < expected:
+        return False, f"{len(deployments)} of {expected} Deployments exist"
+    verdicts = [deployment_readiness(d) for d in deployments]
+    waiting = [why for ok, why in verdicts if not ok]
+    if waiting:
+        return False, "; ".join(waiting)
+    return True, "all replicas available"
+
+
+def next_history(
+    history: Sequence[Mapping[str, Any]], *, version: str, now: dt.datetime, reason: str
+) -> list[dict[str, Any]]:
+    """Close the open entry and open one for `version` if it changed; unchanged otherwise."""
+    out = [dict(entry) for entry in history]
+    current = out[-1] if out and "to" not in out[-1] else None
+    if current is not None and current.get("version") == version:
+        return out
+    stamp = conditions.timestamp(now)
+    if current is not None:
+        current["to"] = stamp
+    out.append({"version": version, "from": stamp, "reason": reason})
+    return out[-HISTORY_LIMIT:]
+
+
+def served_conditions(
+    existing: list[conditions.Condition],
+    *,
+    ready: bool,
+    message: str,
+    drift_enabled: bool,
+    generation: int,
+    now: dt.datetime,
+) -> list[conditions.Condition]:
+    """Conditions after a successful apply: Ready/Progressing from readiness, Degraded False."""
+    out = conditions.set_condition(
+        existing,
+        type_=conditions.READY,
+        status="True" if ready else "False",
+        reason="Available" if ready else "RollingOut",
+        message=message,
+        generation=generation,
+        now=now,
+    )
+    out = conditions.set_condition(
+        out,
+        type_=conditions.PROGRESSING,
+        status="False" if ready else "True",
+        reason="RolloutComplete" if ready else "RollingOut",
+        message=message,
+        generation=generation,
+        now=now,
+    )
+    out = conditions.set_condition(
+        out,
+        type_=conditions.DEGRADED,
+        status="False",
+        reason="AsExpected",
+        message="model resolved and objects applied",
+        generation=generation,
+        now=now,
+    )
+    if not drift_enabled:
+        out = conditions.set_condition(
+            out,
+            type_=conditions.DRIFT_DETECTED,
+            status="False",
+            reason="DriftNotMonitored",
+            message="spec.drift is not set",
+            generation=generation,
+            now=now,
+        )
+    elif conditions.find(out, conditions.DRIFT_DETECTED) is None or (
+        (conditions.find(out, conditions.DRIFT_DETECTED) or {}).get("reason") == "DriftNotMonitored"
+    ):
+        out = conditions.set_condition(
+            out,
+            type_=conditions.DRIFT_DETECTED,
+            status="Unknown",
+            reason="AwaitingFirstRun",
+            message="the drift job has not reported yet",
+            generation=generation,
+            now=now,
+        )
+    return out
+
+
+def degraded_conditions(
+    existing: list[conditions.Condition],
+    *,
+    reason: str,
+    message: str,
+    generation: int,
+    now: dt.datetime,
+) -> list[conditions.Condition]:
+    """Degraded=True with `reason`; Ready=False only if nothing serves yet (no Ready condition)."""
+    out = conditions.set_condition(
+        existing,
+        type_=conditions.DEGRADED,
+        status="True",
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=now,
+    )
+    if not conditions.is_true(out, conditions.READY):
+        out = conditions.set_condition(
+            out,
+            type_=conditions.READY,
+            status="False",
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    return out

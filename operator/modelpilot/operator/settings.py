@@ -1,0 +1,109 @@
+"""The operator's settings, read from `MODELPILOT_OPERATOR_*` environment variables.
+
+pydantic-settings with a docstring per field (as MLServer does), so the chart, the CLI and the
+builders agree on one list of knobs. Design decision: the builders receive this object (never read
+the environment themselves), which keeps them pure and makes every default visible in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import pydantic
+import pydantic_settings
+
+
+class OperatorSettings(pydantic_settings.BaseSettings):
+    """How the operator runs and what it deploys by default."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="MODELPILOT_OPERATOR_", extra="ignore", frozen=True
+    )
+
+    namespaces: Annotated[list[str], pydantic_settings.NoDecode] = pydantic.Field(
+        default_factory=list,
+        description="Namespaces to watch (comma-separated or a JSON list); empty = cluster-wide.",
+    )
+    """Namespaces to watch; empty means cluster-wide (needs the ClusterRole)."""
+
+    model_server_image: str = pydantic.Field(
+        default="ghcr.io/modelpilot/model-server:0.1.0",
+        description="Default model-server image.",
+    )
+    """Model-server image used when a ModelDeployment does not name one."""
+
+    router_image: str = pydantic.Field(
+        default="ghcr.io/modelpilot/router:0.1.0", description="Default router image."
+    )
+    """Router image used when a ModelDeployment does not name one."""
+
+    drift_image: str = pydantic.Field(
+        default="ghcr.io/modelpilot/drift:0.1.0", description="Image of the drift CronJob."
+    )
+    """Image of the drift CronJob (runs `modelpilot drift run`)."""
+
+    image_pull_policy: str = pydantic.Field(
+        default="IfNotPresent", description="imagePullPolicy of the pods the operator creates."
+    )
+    """imagePullPolicy of every pod the operator creates (kind clusters load images locally)."""
+
+    mlflow_tracking_uri: str = pydantic.Field(
+        default="http://mlflow.mlops:5000",
+        description="Default MLflow tracking URI (a ModelDeployment's spec.registry wins).",
+    )
+    """MLflow tracking URI used when a ModelDeployment has no `spec.registry.trackingUri`."""
+
+    metrics_source: str = pydantic.Field(
+        default="router",
+        description="Where experiment counts come from: `router` (/stats) or a Prometheus URL.",
+    )
+    """Where the experiment loop reads per-variant counts: `router` (the routers' /stats) or the
+    base URL of a Prometheus server."""
+
+    resync_seconds: float = pydantic.Field(
+        default=60.0,
+        gt=0,
+        description="How often every ModelDeployment is re-resolved and re-applied.",
+    )
+    """Resync interval: aliases are re-resolved and desired objects re-applied this often."""
+
+    registry_retry_seconds: float = pydantic.Field(
+        default=10.0, gt=0, description="First retry delay when MLflow is unreachable."
+    )
+    """Delay before the first retry when the registry is unreachable (doubled per attempt, capped
+    at the resync interval)."""
+
+    health_port: int = pydantic.Field(
+        default=8081, ge=0, le=65535, description="Port of the /healthz liveness endpoint."
+    )
+    """Port of kopf's liveness endpoint (`/healthz`); 0 disables it."""
+
+    metrics_port: int = pydantic.Field(
+        default=9090, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint."
+    )
+    """Port of the operator's Prometheus metrics; 0 disables it."""
+
+    peering_name: str | None = pydantic.Field(
+        default=None,
+        description="kopf peering name for more than one replica; unset = standalone.",
+    )
+    """kopf peering object name (needs the kopf.dev CRDs); unset runs standalone (one replica)."""
+
+    workers: int = pydantic.Field(
+        default=20, ge=1, le=256, description="Threads for the synchronous handlers."
+    )
+    """Size of the thread pool kopf runs the synchronous handlers in."""
+
+    @pydantic.field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def cluster_wide(self) -> bool:
+        return not self.namespaces

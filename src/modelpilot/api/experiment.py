@@ -1,0 +1,288 @@
+"""The Experiment CRD: an online experiment (challengers, policy, guardrails) on a ModelDeployment.
+
+Design decision: the fixed split is written as `policy.stableWeight` plus a `weight` on each
+challenger, so "the weights sum to 100" is one CEL rule over the spec (the stable variant is the
+ModelDeployment's own model and has no entry in `variants`; its name `stable` is reserved).
+"""
+
+from __future__ import annotations
+
+from modelpilot.api import common
+from modelpilot.api import schema as s
+
+KIND = "Experiment"
+PLURAL = "experiments"
+
+POLICY_TYPES = ["thompson", "epsilon-greedy", "fixed"]
+REWARD_TYPES = ["binary", "continuous"]
+PHASES = ["Pending", "Running", "Promoted", "RolledBack", "Concluded", "Failed"]
+MAX_VARIANTS = 8
+
+
+def _variant() -> s.Schema:
+    return s.obj(
+        "A challenger variant.",
+        {
+            "name": s.string(
+                "Variant name: a DNS-1123 label, unique in the experiment; `stable` is reserved "
+                "for the ModelDeployment's own model.",
+                pattern=s.DNS1123_LABEL,
+                min_length=1,
+                max_length=20,
+            ),
+            "model": common.model_reference("The registered model version this variant serves."),
+            "replicas": s.integer(
+                "Model-server pods for this variant.", default=1, minimum=0, maximum=100
+            ),
+            "weight": s.integer(
+                "Traffic percentage under the fixed policy (ignored by the bandit policies).",
+                minimum=0,
+                maximum=100,
+            ),
+        },
+        required=["name", "model"],
+    )
+
+
+def _spec() -> s.Schema:
+    return s.obj(
+        "Desired experiment: challengers, traffic policy, reward, stopping rule and guardrails.",
+        {
+            "deploymentRef": s.string(
+                "Name of the ModelDeployment (same namespace) whose stable model is the control.",
+                pattern=s.DNS1123_LABEL,
+                min_length=1,
+                max_length=63,
+            ),
+            "variants": s.array(
+                "Challenger variants (the stable variant is implicit).",
+                _variant(),
+                min_items=1,
+                max_items=MAX_VARIANTS,
+                rules=[
+                    s.rule(
+                        "self.all(v, self.exists_one(w, w.name == v.name))",
+                        "variant names must be unique",
+                    ),
+                    s.rule(
+                        "self.all(v, v.name != 'stable')",
+                        "variant name 'stable' is reserved for the ModelDeployment's own model",
+                    ),
+                ],
+            ),
+            "policy": s.obj(
+                "How traffic is split between the stable variant and the challengers.",
+                {
+                    "type": s.string(
+                        "thompson (Beta/Gaussian Thompson sampling), epsilon-greedy, or fixed.",
+                        enum=POLICY_TYPES,
+                        default="thompson",
+                        max_length=16,
+                    ),
+                    "minWeight": s.integer(
+                        "Smallest traffic percentage any variant gets (exploration floor).",
+                        default=5,
+                        minimum=0,
+                        maximum=100,
+                    ),
+                    "maxWeight": s.integer(
+                        "Largest traffic percentage any variant gets before the decision.",
+                        default=90,
+                        minimum=0,
+                        maximum=100,
+                    ),
+                    "epsilon": s.number(
+                        "Exploration probability of epsilon-greedy.",
+                        default=0.1,
+                        minimum=0,
+                        maximum=1,
+                    ),
+                    "stableWeight": s.integer(
+                        "Traffic percentage of the stable variant under the fixed policy.",
+                        minimum=0,
+                        maximum=100,
+                    ),
+                    "updateInterval": s.string(
+                        "How often the posterior and the routes are updated (e.g. `30s`).",
+                        default="30s",
+                        pattern=s.DURATION,
+                        max_length=32,
+                    ),
+                },
+                default={},
+                rules=[
+                    s.rule(
+                        "self.minWeight <= self.maxWeight",
+                        "minWeight must be less than or equal to maxWeight",
+                        field_path=".minWeight",
+                    ),
+                ],
+            ),
+            "reward": s.obj(
+                "What the feedback reward is.",
+                {
+                    "type": s.string(
+                        "binary (0/1, Beta-Bernoulli) or continuous (Gaussian).",
+                        enum=REWARD_TYPES,
+                        default="binary",
+                        max_length=16,
+                    )
+                },
+                default={},
+            ),
+            "stopping": s.obj(
+                "When the experiment may decide.",
+                {
+                    "minSamplesPerVariant": s.integer(
+                        "Requests each variant must receive before a decision.",
+                        default=1000,
+                        minimum=1,
+                        maximum=1_000_000_000,
+                    ),
+                    "probabilityToBeBest": s.number(
+                        "Posterior probability to be best that declares a winner.",
+                        default=0.95,
+                        minimum=0.5,
+                        maximum=1,
+                        exclusive_maximum=True,
+                    ),
+                    "maxDuration": s.string(
+                        "Longest the experiment runs before it concludes without a winner.",
+                        default="24h",
+                        pattern=s.DURATION,
+                        max_length=32,
+                    ),
+                },
+                default={},
+            ),
+            "guardrails": s.obj(
+                "Service-level limits; a challenger breaching one is rolled back.",
+                {
+                    "maxErrorRate": s.number(
+                        "Largest error rate allowed (a fraction in [0, 1]).",
+                        default=0.02,
+                        minimum=0,
+                        maximum=1,
+                    ),
+                    "maxLatencyP99Ms": s.number(
+                        "Largest 99th-percentile latency allowed, in milliseconds.",
+                        default=250,
+                        minimum=0,
+                        exclusive_minimum=True,
+                        maximum=600_000,
+                    ),
+                },
+                default={},
+            ),
+            "onSuccess": s.string(
+                "promote (the winner becomes the ModelDeployment's model) or report (only record).",
+                enum=["promote", "report"],
+                default="promote",
+                max_length=16,
+            ),
+        },
+        required=["deploymentRef", "variants"],
+        rules=[
+            s.rule(
+                "self.policy.type != 'fixed' || (has(self.policy.stableWeight) && "
+                "self.variants.all(v, has(v.weight)))",
+                "policy.type fixed needs policy.stableWeight and a weight on every variant",
+                field_path=".policy",
+            ),
+            s.rule(
+                "self.policy.type != 'fixed' || !has(self.policy.stableWeight) || "
+                "self.policy.stableWeight + "
+                "self.variants.map(v, has(v.weight) ? v.weight : 0).sum() == 100",
+                "fixed weights must sum to 100 (policy.stableWeight plus every variants[].weight)",
+                field_path=".policy",
+            ),
+        ],
+    )
+
+
+def _variant_status() -> s.Schema:
+    return s.obj(
+        "Observed state of one variant (the stable one included).",
+        {
+            "name": s.string("Variant name.", max_length=20),
+            "model": common.resolved_model("Model version the variant serves."),
+            "weight": s.number("Traffic percentage in force.", minimum=0, maximum=100),
+            "requests": s.integer("Requests routed to the variant.", minimum=0),
+            "rewards": s.number("Sum of the rewards joined to the variant."),
+            "posterior": s.obj(
+                "Posterior of the variant's reward: alpha/beta (binary) or mean/variance "
+                "(continuous).",
+                {
+                    "alpha": s.number("Beta posterior alpha."),
+                    "beta": s.number("Beta posterior beta."),
+                    "mean": s.number("Gaussian posterior mean."),
+                    "variance": s.number("Gaussian posterior variance."),
+                },
+            ),
+            "probabilityToBeBest": s.number(
+                "Posterior probability that the variant is best.", minimum=0, maximum=1
+            ),
+            "errorRate": s.number("Observed error rate.", minimum=0, maximum=1),
+            "latencyP99Ms": s.number("Observed 99th-percentile latency (ms).", minimum=0),
+        },
+    )
+
+
+def _status() -> s.Schema:
+    return s.obj(
+        "Observed state, written by the operator.",
+        {
+            "observedGeneration": s.integer("metadata.generation last reconciled.", minimum=0),
+            "phase": s.string("Summary for people.", enum=PHASES, max_length=16),
+            "startTime": s.string(
+                "When the experiment started running.", fmt="date-time", max_length=64
+            ),
+            "variants": s.array(
+                "Per-variant statistics, stable first.",
+                _variant_status(),
+                max_items=MAX_VARIANTS + 1,
+            ),
+            "traffic": s.string(
+                "Traffic split in force, e.g. `stable=80,challenger=20`.", max_length=512
+            ),
+            "srm": s.obj(
+                "Sample-ratio-mismatch check.",
+                {
+                    "pValue": s.number(
+                        "Chi-square p-value of the observed split.", minimum=0, maximum=1
+                    ),
+                    "mismatch": s.boolean("Whether the split mismatches the intended one."),
+                },
+            ),
+            "decision": s.obj(
+                "The experiment's decision, once taken.",
+                {
+                    "winner": s.string("Winning variant.", max_length=20),
+                    "reason": s.string("Why.", max_length=1024),
+                    "time": s.string("When.", fmt="date-time", max_length=64),
+                },
+            ),
+            "conditions": common.conditions("Ready, Progressing, Degraded."),
+        },
+    )
+
+
+def build_crd() -> dict[str, object]:
+    return common.crd(
+        kind=KIND,
+        plural=PLURAL,
+        short_names=["exp"],
+        description="Experiment runs an online experiment (Thompson sampling, epsilon-greedy or a "
+        "fixed split) of challenger models against a ModelDeployment's stable model.",
+        spec=_spec(),
+        status=_status(),
+        root_rules=common.NAME_RULES,
+        columns=[
+            common.READY_COLUMN,
+            common.column("Deployment", ".spec.deploymentRef", "ModelDeployment under test."),
+            common.column("Phase", ".status.phase", "Lifecycle phase."),
+            common.column("Traffic", ".status.traffic", "Traffic split in force."),
+            common.column("Winner", ".status.decision.winner", "Winning variant, once decided."),
+            common.AGE_COLUMN,
+        ],
+    )
