@@ -18,7 +18,13 @@ from modelpilot import errors
 
 # name -> (module, attribute); add one line per command group.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("modelpilot.cli.demo", "demo"),
     "operator": ("modelpilot.cli.operator", "operator"),
+    "models": ("modelpilot.cli.models", "models"),
+    "sweep": ("modelpilot.cli.sweep", "sweep"),
+    "model-card": ("modelpilot.cli.modelcard", "model_card"),
+    "validate": ("modelpilot.cli.validate", "validate"),
+    "data": ("modelpilot.cli.data", "data"),
 }
 
 

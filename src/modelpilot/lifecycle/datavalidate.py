@@ -22,6 +22,7 @@ import pandas as pd
 
 from modelpilot import errors
 from modelpilot.lifecycle import checks, yamlio
+from modelpilot.stats import profile as profile_mod
 
 TYPES = ("int", "float", "string", "bool", "category")
 _COLUMN_KEYS = {"type", "min", "max", "max_missing", "categories", "required"}
@@ -190,6 +191,70 @@ def validate(df: pd.DataFrame, schema: Schema) -> list[checks.Check]:
                     not unexpected,
                     ("unexpected " + ", ".join(unexpected[:5])) if unexpected else "all allowed",
                     "in " + ", ".join(map(str, rule.categories)),
+                )
+            )
+    return out
+
+
+def validate_against_profile(
+    df: pd.DataFrame,
+    reference: profile_mod.ReferenceProfile,
+    *,
+    missing_tolerance: float = 0.05,
+    outside_tolerance: float = 0.01,
+    min_rows: int | None = None,
+) -> list[checks.Check]:
+    """Check `df` against the reference profile of a registered model.
+
+    Per profiled column: present; kind (numeric stays numeric); missing rate at most the
+    reference's plus `missing_tolerance`; for numeric columns, the share of values outside the
+    reference sample's range at most `outside_tolerance`; for categorical columns, the share of
+    categories never seen in the reference at most `outside_tolerance`. Distribution shift itself is
+    the drift job's business (PSI/KS), not this gate's.
+    """
+    out: list[checks.Check] = []
+    if min_rows is not None:
+        out.append(checks.Check("rows.min", len(df) >= min_rows, str(len(df)), f">= {min_rows}"))
+    for name, col in reference.columns.items():
+        if name not in df.columns:
+            out.append(checks.Check(f"{name}.present", False, "missing", "present"))
+            continue
+        series = df[name]
+        missing = float(series.isna().mean()) if len(series) else 0.0
+        allowed = col.null_rate + missing_tolerance
+        out.append(
+            checks.Check(
+                f"{name}.missing",
+                missing <= allowed,
+                f"{missing:.4f}",
+                f"<= {allowed:.4f} (reference {col.null_rate:.4f})",
+            )
+        )
+        present = series.dropna()
+        if col.kind == "numeric":
+            numeric = bool(pd.api.types.is_numeric_dtype(series))
+            out.append(checks.Check(f"{name}.type", numeric, str(series.dtype), "numeric"))
+            if numeric and len(col.sample) and len(present):
+                low, high = float(col.sample[0]), float(col.sample[-1])
+                share = float(((present < low) | (present > high)).mean())
+                out.append(
+                    checks.Check(
+                        f"{name}.range",
+                        share <= outside_tolerance,
+                        f"{share:.4f} outside",
+                        f"<= {outside_tolerance:g} outside [{low:g}, {high:g}]",
+                    )
+                )
+        else:
+            known = list(col.categories)
+            unseen = ~present.astype(str).isin(known)
+            share = float(unseen.mean()) if len(present) else 0.0
+            out.append(
+                checks.Check(
+                    f"{name}.categories",
+                    share <= outside_tolerance,
+                    f"{share:.4f} unseen",
+                    f"<= {outside_tolerance:g} unseen",
                 )
             )
     return out

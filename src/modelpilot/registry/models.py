@@ -12,6 +12,7 @@ it restores the champion that was replaced, not merely "version minus one".
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -267,9 +268,17 @@ def rollback(c: mlflow.tracking.MlflowClient, *, name: str, reason: str) -> dict
 
 def list_versions(c: mlflow.tracking.MlflowClient, *, name: str) -> list[Version]:
     with registry_client.mapped_errors(f"model {name}"):
-        c.get_registered_model(name)
+        rm = c.get_registered_model(name)
         found = c.search_model_versions(f"name = '{_quote(name)}'", max_results=10000)
-    return sorted((_to_version(mv) for mv in found), key=lambda v: int(v.version))
+    # search_model_versions leaves `aliases` empty; the registered model has the mapping.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (rm.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = [
+        dataclasses.replace(v, aliases=tuple(sorted(by_version.get(v.version, []))))
+        for v in map(_to_version, found)
+    ]
+    return sorted(versions, key=lambda v: int(v.version))
 
 
 def list_models(c: mlflow.tracking.MlflowClient) -> list[dict[str, Any]]:

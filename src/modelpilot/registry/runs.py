@@ -132,7 +132,10 @@ def log_dataframe(
     The CSV copy under `data/<name>.csv` is what registration (reference profile), model cards and
     the gate read back; the dataset input is what the MLflow UI shows. Returns digest and shape.
     """
-    dataset = mlflow.data.pandas_dataset.from_pandas(df, targets=targets, name=name)
+    with warnings.catch_warnings():
+        # The integer-column hint is about model signatures; a dataset's label column is fine.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.pandas_dataset.from_pandas(df, targets=targets, name=name)
     with registry_client.mapped_errors(f"dataset {name}"):
         mlflow.log_input(dataset, context=context)
         with tempfile.TemporaryDirectory() as tmp:
@@ -171,8 +174,22 @@ def log_sklearn_model(model: Any, *, input_example: pd.DataFrame, name: str = "m
             signature=signature,
             input_example=input_example.head(5),
             pip_requirements=requirements,
+            skops_trusted_types=_trusted_types(model),
         )
     return f"runs:/{run.info.run_id}/{name}"
+
+
+def _trusted_types(model: Any) -> list[str]:
+    """The scikit-learn/numpy types skops must be told to trust for a model we just trained.
+
+    MLflow 3 saves scikit-learn models with skops, which refuses to load types outside its default
+    allow-list (tree node storage, for one). The model was built in this process, so its own
+    scikit-learn and numpy types are trusted; anything else in it still blocks the save.
+    """
+    import skops.io  # type: ignore[import-untyped]  # MLflow's dependency; no type hints
+
+    untrusted: list[str] = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy")]
 
 
 def get_run(run_id: str) -> RunInfo:

@@ -1,0 +1,61 @@
+"""`modelpilot validate`: the CI gate. Thresholds on a candidate model; exit 0 pass, 1 fail, 2 bad
+input.
+
+Design decision: every threshold is checked and reported (table and JUnit XML) before deciding, so a
+failing CI job shows all that is wrong at once; the failure is `errors.CheckFailed`, which the CLI
+turns into exit code 1 with one line naming the failed thresholds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelpilot import errors
+from modelpilot.lifecycle import checks, gate, yamlio
+
+
+@click.command("validate")
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN/PATH.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV with the features and the label column named in the config.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="validation.yaml: target, thresholds, regression, latency.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the result as JUnit XML here.",
+)
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
+)
+def validate(
+    model_uri: str, data: Path, config_path: Path, junit: Path | None, tracking_uri: str | None
+) -> None:
+    """Score MODEL on DATA against the thresholds of CONFIG (and against the champion)."""
+    config = gate.parse_config(yamlio.load_mapping(config_path, option="--config"))
+    found, _ = gate.run(model_uri=model_uri, data=data, config=config, tracking_uri=tracking_uri)
+    click.echo(checks.render_table(found))
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(checks.build_junit(found, suite=f"modelpilot.validate {model_uri}"))
+    if checks.failed(found):
+        raise errors.CheckFailed(f"gate failed for {model_uri}: {checks.summary(found)}")
