@@ -74,7 +74,13 @@ def running(state_dir: Path, *, port: int | None = None, timeout: float = 90.0) 
         "--serve-artifacts",
         "--artifacts-destination", str(artifacts),
     ]
-    env = {**os.environ, "MLFLOW_HOME": str(state_dir)}
+    env = {
+        **os.environ,
+        "MLFLOW_HOME": str(state_dir),
+        # MLflow 3 starts huey job consumers (4 processes, ~1 GB, a /dev/shm temp dir) for its
+        # GenAI job feature; the registry and tracking do not need them.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     with log_path.open("ab") as log:
         # A new session so that teardown can signal the whole group (mlflow spawns workers).
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
