@@ -208,7 +208,11 @@ def _variant_status() -> s.Schema:
             "model": common.resolved_model("Model version the variant serves."),
             "weight": s.number("Traffic percentage in force.", minimum=0, maximum=100),
             "requests": s.integer("Requests routed to the variant.", minimum=0),
-            "rewards": s.number("Sum of the rewards joined to the variant."),
+            "errors": s.integer("Requests the variant answered with an error.", minimum=0),
+            "rewards": s.number("Rewards (feedback calls) joined to the variant.", minimum=0),
+            "rewardSum": s.number("Sum of the reward values joined to the variant."),
+            "posteriorMean": s.number("Mean of the variant's reward posterior."),
+            "rolledBack": s.boolean("The variant breached a guardrail and gets no traffic."),
             "posterior": s.obj(
                 "Posterior of the variant's reward: alpha/beta (binary) or mean/variance "
                 "(continuous).",
@@ -224,6 +228,60 @@ def _variant_status() -> s.Schema:
             ),
             "errorRate": s.number("Observed error rate.", minimum=0, maximum=1),
             "latencyP99Ms": s.number("Observed 99th-percentile latency (ms).", minimum=0),
+        },
+    )
+
+
+def _counters() -> s.Schema:
+    # Written by the Experiment controller: the routers' cumulative counters as last read, per
+    # source (router pod or URL) and variant, so increments survive an operator restart and a
+    # router restart (a counter that went down) is recognised.
+    counts = s.obj(
+        "Cumulative counters of one variant at one source.",
+        {
+            "requests": s.number("Requests.", minimum=0),
+            "errors": s.number("Errors.", minimum=0),
+            "rewards": s.number("Rewards joined.", minimum=0),
+            "rewardSum": s.number("Sum of reward values."),
+        },
+    )
+    per_source: s.Schema = {
+        "type": "object",
+        "description": "Variant name -> cumulative counters.",
+        "additionalProperties": counts,
+    }
+    return {
+        "type": "object",
+        "description": "The routers' cumulative counters as last read, per source and variant "
+        "(the experiment loop's bookkeeping; increments are taken against them).",
+        "additionalProperties": per_source,
+    }
+
+
+def _report() -> s.Schema:
+    return s.obj(
+        "Summary written when the experiment ends (promoted, rolled back or concluded).",
+        {
+            "time": s.string("When.", fmt="date-time", max_length=64),
+            "reason": s.string("Why the experiment ended.", max_length=1024),
+            "variants": s.array(
+                "Final statistics per variant.",
+                s.obj(
+                    "One variant's final statistics.",
+                    {
+                        "name": s.string("Variant name.", max_length=20),
+                        "modelVersion": s.string("Model version.", max_length=10),
+                        "requests": s.integer("Requests.", minimum=0),
+                        "rewards": s.number("Rewards joined.", minimum=0),
+                        "posteriorMean": s.number("Posterior mean reward."),
+                        "probabilityToBeBest": s.number("P(best).", minimum=0, maximum=1),
+                        "errorRate": s.number("Error rate.", minimum=0, maximum=1),
+                        "latencyP99Ms": s.number("p99 latency (ms).", minimum=0),
+                        "rolledBack": s.boolean("Rolled back by a guardrail."),
+                    },
+                ),
+                max_items=MAX_VARIANTS + 1,
+            ),
         },
     )
 
@@ -252,8 +310,16 @@ def _status() -> s.Schema:
                         "Chi-square p-value of the observed split.", minimum=0, maximum=1
                     ),
                     "mismatch": s.boolean("Whether the split mismatches the intended one."),
+                    "paused": s.boolean(
+                        "Adaptation is paused by a mismatch until the spec changes."
+                    ),
                 },
             ),
+            "lastUpdateTime": s.string(
+                "When the experiment loop last updated the status.", fmt="date-time", max_length=64
+            ),
+            "counters": _counters(),
+            "report": _report(),
             "decision": s.obj(
                 "The experiment's decision, once taken.",
                 {
