@@ -1,0 +1,106 @@
+"""The operator's RBAC covers what it manages and grants; settings parse the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelpilot.api import rbac
+from modelpilot.kube import apply
+from modelpilot.operator import settings as settings_mod
+from modelpilot.operator.builders import desired, drift, routes, workloads
+
+SETTINGS = settings_mod.OperatorSettings()
+MD = {
+    "apiVersion": "modelpilot.io/v1alpha1",
+    "kind": "ModelDeployment",
+    "metadata": {"name": "iris", "namespace": "ml", "uid": "u"},
+    "spec": {"model": {"name": "m", "alias": "a"}, "drift": {}},
+}
+
+
+def allowed(rules: list[dict[str, Any]], *, group: str, resource: str, verb: str) -> bool:
+    return any(
+        group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules
+    )
+
+
+def group_of(api_version: str) -> str:
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+@pytest.mark.parametrize("cluster_wide", [True, False])
+def test_operator_may_apply_list_and_prune_every_kind_it_builds(cluster_wide: bool) -> None:
+    rules = rbac.operator_rules(cluster_wide=cluster_wide)
+    variants, policy = routes.route_variants(stable_version="1", experiment=None)
+    objects = desired.build_desired(
+        MD, model={"name": "m", "version": "1"}, variants=variants, policy=policy, settings=SETTINGS
+    )
+    for obj in objects:
+        plural, _ = apply.KINDS[obj["kind"]]
+        for verb in ("get", "list", "create", "patch", "delete"):
+            assert allowed(rules, group=group_of(obj["apiVersion"]), resource=plural, verb=verb), (
+                obj["kind"],
+                verb,
+            )
+
+
+def test_operator_holds_every_permission_it_grants_to_router_and_drift_job() -> None:
+    # RBAC escalation prevention: a Role can only grant what its creator holds.
+    rules = rbac.operator_rules(cluster_wide=False)
+    granted = [
+        *workloads.build_router_rbac(MD)[1]["rules"],
+        *drift.build_drift_rbac(MD)[1]["rules"],
+    ]
+    for rule in granted:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert allowed(rules, group=group, resource=resource, verb=verb), (
+                        resource,
+                        verb,
+                    )
+
+
+def test_operator_never_holds_wildcards_escalate_or_bind() -> None:
+    for cluster_wide in (True, False):
+        for rule in rbac.operator_rules(cluster_wide=cluster_wide):
+            assert "*" not in rule["verbs"]
+            assert "*" not in rule["resources"]
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_the_namespaced_role_has_no_cluster_scoped_resources() -> None:
+    role = rbac.build_role(namespace="ml")
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"] == "ml"
+    assert not any("clusterkopfpeerings" in r["resources"] for r in role["rules"])
+    assert any("clusterkopfpeerings" in r["resources"] for r in rbac.build_cluster_role()["rules"])
+
+
+def test_rest_paths_of_core_grouped_and_custom_kinds() -> None:
+    assert apply.path("v1", "Service", namespace="ml", name="iris") == (
+        "/api/v1/namespaces/ml/services/iris"
+    )
+    assert apply.path("apps/v1", "Deployment", namespace="ml") == (
+        "/apis/apps/v1/namespaces/ml/deployments"
+    )
+    assert apply.path("modelpilot.io/v1alpha1", "ModelDeployment", namespace="ml", name="x") == (
+        "/apis/modelpilot.io/v1alpha1/namespaces/ml/modeldeployments/x"
+    )
+    with pytest.raises(KeyError, match="Secret"):
+        apply.path("v1", "Secret", namespace="ml")
+
+
+def test_settings_read_namespaces_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPILOT_OPERATOR_NAMESPACES", "a, b")
+    monkeypatch.setenv("MODELPILOT_OPERATOR_RESYNC_SECONDS", "5")
+    parsed = settings_mod.OperatorSettings()
+    assert parsed.namespaces == ["a", "b"]
+    assert not parsed.cluster_wide
+    assert parsed.resync_seconds == 5.0
+    monkeypatch.setenv("MODELPILOT_OPERATOR_NAMESPACES", '["x"]')
+    assert settings_mod.OperatorSettings().namespaces == ["x"]
+    monkeypatch.delenv("MODELPILOT_OPERATOR_NAMESPACES")
+    assert settings_mod.OperatorSettings().cluster_wide
