@@ -115,7 +115,7 @@ def initial_status(
             }
             for name in spec.variant_names
         ],
-        "observed": {},
+        "counters": {},
         "srm": {"pValue": None, "mismatch": False, "paused": False},
         "decision": {"winner": None, "reason": "", "time": None},
         "conditions": [],
@@ -123,8 +123,31 @@ def initial_status(
 
 
 def _seed(seed_key: str, posteriors: Sequence[Mapping[str, float]]) -> int:
-    blob = json.dumps([seed_key, list(posteriors)], sort_keys=True).encode()
+    # Formatted floats: the API server may hand 1.0 back as 1, which must not change the seed.
+    canon = [{k: f"{float(v):.12g}" for k, v in sorted(p.items())} for p in posteriors]
+    blob = json.dumps([seed_key, canon]).encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
+
+
+def _normalised(variant: Mapping[str, Any], reward_type: str) -> dict[str, Any]:
+    """A status variant with every field present: the API server drops nulls (merge patch)."""
+    out = dict(variant)
+    for key, default in (
+        ("weight", 0),
+        ("requests", 0),
+        ("errors", 0),
+        ("rewards", 0),
+        ("rewardSum", 0.0),
+        ("probabilityToBeBest", 0.0),
+        ("errorRate", 0.0),
+        ("latencyP99Ms", None),
+        ("rolledBack", False),
+        ("model", {}),
+    ):
+        out.setdefault(key, default)
+    out.setdefault("posterior", posterior.prior(reward_type))
+    out.setdefault("posteriorMean", posterior.mean(out["posterior"]))
+    return out
 
 
 def _srm(interval_requests: Mapping[str, int], weights_in_force: Mapping[str, int]) -> float | None:
@@ -173,7 +196,7 @@ def _weights(
 def _terminal_actions(status: Mapping[str, Any]) -> tuple[Action, ...]:
     phase = status["phase"]
     decision = status.get("decision") or {}
-    names = [v["name"] for v in status["variants"]]
+    names = [v["name"] for v in status.get("variants") or []]
     final = {n: (100 if n == spec_mod.STABLE else 0) for n in names}
     reason = str(decision.get("reason", ""))
     if phase == PROMOTED:
@@ -196,7 +219,7 @@ def _report(variants: Sequence[Mapping[str, Any]], *, reason: str, now: str) -> 
         "variants": [
             {
                 "name": v["name"],
-                "modelVersion": v["model"].get("version"),
+                "modelVersion": (v.get("model") or {}).get("version"),
                 "requests": v["requests"],
                 "rewards": v["rewards"],
                 "posteriorMean": v["posteriorMean"],
@@ -232,7 +255,7 @@ def decide(
         return Outcome(prev, _terminal_actions(prev))
 
     now_s = timestamp(now)
-    by_name = {v["name"]: v for v in prev["variants"]}
+    by_name = {v["name"]: _normalised(v, spec.reward_type) for v in prev.get("variants") or []}
     names = spec.variant_names
     missing = [n for n in names if n not in by_name]
     if missing:
@@ -243,7 +266,7 @@ def decide(
         else {n: int(by_name[n]["weight"]) for n in names}
     )
 
-    observed_before = counts_mod.observed_from_json(prev.get("observed"), field="status.observed")
+    observed_before = counts_mod.observed_from_json(prev.get("counters"), field="status.counters")
     delta = counts_mod.increments(observed_before, counts, variants=names)
     observed = counts_mod.merge_observed(observed_before, counts)
 
@@ -420,7 +443,7 @@ def decide(
         "phase": phase,
         "lastUpdateTime": now_s,
         "variants": [by_name[n] for n in names],
-        "observed": counts_mod.observed_to_json(observed),
+        "counters": counts_mod.observed_to_json(observed),
         "srm": srm,
         "decision": decision,
         "conditions": conds,

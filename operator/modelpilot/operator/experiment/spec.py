@@ -32,6 +32,8 @@ class Variant:
     model_name: str
     model_version: str
     replicas: int
+    weight: int | None = None
+    """Traffic percentage under the fixed policy (the CRD's `variants[].weight`)."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,9 @@ def _variants(raw: object) -> tuple[Variant, ...]:
         field = f"spec.variants[{i}]"
         v = _mapping(item, field=field)
         name = v.get("name")
-        if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 40:
+        if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 20:
             raise errors.InputError(
-                f"{field}.name: must be a DNS-1123 label of at most 40 characters, got {name!r}"
+                f"{field}.name: must be a DNS-1123 label of at most 20 characters, got {name!r}"
             )
         if name in seen:
             raise errors.InputError(
@@ -137,8 +139,11 @@ def _variants(raw: object) -> tuple[Variant, ...]:
                 f"{field}.model.version: must be a registered version number, got {version!r}"
             )
         replicas = v.get("replicas", 1)
-        _number(replicas, field=f"{field}.replicas", low=1, high=1000, integer=True)
-        out.append(Variant(name, model_name, version, int(replicas)))
+        _number(replicas, field=f"{field}.replicas", low=0, high=100, integer=True)
+        weight = v.get("weight")
+        if weight is not None:
+            _number(weight, field=f"{field}.weight", low=0, high=100, integer=True)
+        out.append(Variant(name, model_name, version, int(replicas), weight))
     return tuple(out)
 
 
@@ -183,18 +188,23 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
     epsilon = _number(policy.get("epsilon", 0.1), field="spec.policy.epsilon", low=0, high=1)
     fixed: dict[str, int] = {}
     if policy_type == "fixed":
-        raw_w = _mapping(policy.get("weights"), field="spec.policy.weights")
-        if set(raw_w) != set(names):
-            raise errors.InputError(
-                f"spec.policy.weights: must give a weight for each of {', '.join(names)}"
-            )
-        for k, w in raw_w.items():
-            fixed[k] = int(
-                _number(w, field=f"spec.policy.weights.{k}", low=0, high=100, integer=True)
-            )
+        # The CRD's shape: policy.stableWeight plus a weight on every challenger, summing to 100.
+        stable_w = policy.get("stableWeight")
+        if stable_w is None:
+            raise errors.InputError("spec.policy.stableWeight: required when policy.type is fixed")
+        fixed[STABLE] = int(
+            _number(stable_w, field="spec.policy.stableWeight", low=0, high=100, integer=True)
+        )
+        for i, v in enumerate(variants):
+            if v.weight is None:
+                raise errors.InputError(
+                    f"spec.variants[{i}].weight: required when policy.type is fixed"
+                )
+            fixed[v.name] = v.weight
         if sum(fixed.values()) != 100:
             raise errors.InputError(
-                f"spec.policy.weights: must sum to 100, got {sum(fixed.values())}"
+                "spec.policy.stableWeight: the fixed weights (stableWeight plus every "
+                f"variants[].weight) must sum to 100, got {sum(fixed.values())}"
             )
 
     reward = _mapping(spec.get("reward"), field="spec.reward")
@@ -216,9 +226,9 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         stopping.get("probabilityToBeBest", 0.95),
         field="spec.stopping.probabilityToBeBest",
         low=0.5,
-        high=0.9999,
+        high=0.999999,
     )
-    max_duration = stopping.get("maxDuration")
+    max_duration = stopping.get("maxDuration", "24h")
     max_duration_s = (
         None
         if max_duration is None
@@ -229,8 +239,8 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
     )
 
     guard = _mapping(spec.get("guardrails"), field="spec.guardrails")
-    max_err = guard.get("maxErrorRate")
-    max_lat = guard.get("maxLatencyP99Ms")
+    max_err = guard.get("maxErrorRate", 0.02)
+    max_lat = guard.get("maxLatencyP99Ms", 250)
     on_success = _choice(
         spec.get("onSuccess", "promote"), field="spec.onSuccess", allowed=ON_SUCCESS
     )
