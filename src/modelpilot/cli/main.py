@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model-card": ("modelpilot.cli.modelcard", "model_card"),
     "validate": ("modelpilot.cli.validate", "validate"),
     "data": ("modelpilot.cli.data", "data"),
+    "stats": ("modelpilot.cli.stats", "stats"),
+    "drift": ("modelpilot.cli.drift", "drift"),
+    "bandit": ("modelpilot.cli.bandit", "bandit"),
 }
 
 
