@@ -18,7 +18,7 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 
-from modelpilot.operator.experiment import decision, simulate
+from modelpilot.operator.experiment import decision, inforce, simulate
 from modelpilot.operator.experiment import spec as spec_mod
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,14 +66,20 @@ def run_experiment(
     intervals: int,
     round_trip: bool = False,
     inject: Mapping[int, Any] | None = None,
+    router: str = "weights",
 ) -> Run:
-    """Drive the loop until a terminal phase or `intervals` updates."""
+    """Drive the loop until a terminal phase or `intervals` updates.
+
+    `router`: `weights` (the routers split by the operator's weights, as under the fixed policy)
+    or `thompson` (they draw from the posteriors per request, as the router does under thompson).
+    """
     spec = spec_mod.parse_spec(raw_spec)
     status = decision.initial_status(spec, stable_model=STABLE_MODEL, now=T0)
     outcome = decision.decide(
-        spec, status, counts={}, weights_in_force=None, now=T0, seed_key="default/exp"
+        spec, status, counts={}, shares_in_force=None, now=T0, seed_key="default/exp"
     )
-    status, in_force = outcome.status, dict(_weights_of(outcome.status))
+    status = outcome.status
+    in_force = _in_force(status, router)
     run = Run([status], [outcome.actions])
     for i in range(1, intervals + 1):
         if inject and i in inject:
@@ -85,14 +91,12 @@ def run_experiment(
             spec,
             status,
             counts=traffic.counts(),
-            weights_in_force=in_force,
+            shares_in_force=in_force,
             now=T0 + i * INTERVAL,
             seed_key="default/exp",
         )
         status = outcome.status
-        for action in outcome.actions:
-            if action.kind == "apply-weights":
-                in_force = dict(action.weights)
+        in_force = _in_force(status, router)
         run.statuses.append(status)
         run.actions.append(outcome.actions)
         if status["phase"] in decision.TERMINAL:
@@ -110,6 +114,19 @@ def as_stored(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _in_force(status: Mapping[str, Any], router: str) -> dict[str, float]:
+    if router == "weights":
+        return {k: float(v) for k, v in _weights_of(status).items()}
+    routes = {
+        "policy": {"type": "thompson"},
+        "variants": [
+            {"name": v["name"], "weight": v["weight"], "posterior": v["posterior"]}
+            for v in status["variants"]
+        ],
+    }
+    return inforce.expected_shares(routes)
 
 
 def _weights_of(status: Mapping[str, Any]) -> dict[str, int]:
@@ -280,7 +297,7 @@ def test_under_reported_requests_are_detected_as_sample_ratio_mismatch_and_pause
     expected = [sum(req.values()) * w[n] / 100 for n in ("stable", "challenger")]
     oracle = sps.chisquare([req["stable"], req["challenger"]], expected).pvalue
     assert at["srm"]["pValue"] == pytest.approx(oracle, rel=1e-6)
-    assert [a.kind for a in run.actions[3]] == ["pause"]
+    assert [a.kind for a in run.actions[3]] == ["pause", "apply-weights"]
     cond = next(c for c in at["conditions"] if c["type"] == "SampleRatioMismatch")
     assert cond["status"] == "True"
 
@@ -312,14 +329,14 @@ def test_an_update_lost_in_a_crash_and_redone_gives_the_same_status_and_actions(
     now = T0 + 9 * INTERVAL
     counts = traffic.counts()
     first = decision.decide(
-        spec, status, counts=counts, weights_in_force=weights, now=now, seed_key="default/exp"
+        spec, status, counts=counts, shares_in_force=weights, now=now, seed_key="default/exp"
     )
     # The operator died before writing `first`; its successor reads the same status and counters.
     again = decision.decide(
         spec,
         as_stored(status),
         counts=counts,
-        weights_in_force=weights,
+        shares_in_force=weights,
         now=now,
         seed_key="default/exp",
     )
@@ -328,7 +345,7 @@ def test_an_update_lost_in_a_crash_and_redone_gives_the_same_status_and_actions(
     # Or it died after writing status but before the ConfigMap: re-running on the new status with
     # the same counters adds nothing and asks for the same weights again.
     replay = decision.decide(
-        spec, first.status, counts=counts, weights_in_force=weights, now=now, seed_key="default/exp"
+        spec, first.status, counts=counts, shares_in_force=weights, now=now, seed_key="default/exp"
     )
     assert replay.status == first.status
     assert [a.weights for a in replay.actions if a.kind == "apply-weights"] == [
@@ -360,7 +377,7 @@ def test_a_terminal_status_is_returned_unchanged_with_the_actions_that_converge_
         spec,
         run.final,
         counts={},
-        weights_in_force={"stable": 100},
+        shares_in_force={"stable": 100},
         now=T0 + timedelta(days=3),
         seed_key="default/exp",
     )
@@ -405,7 +422,7 @@ def test_continuous_rewards_use_the_normal_posterior_of_the_mean() -> None:
             "challenger": counts_mod.VariantCounts(requests=400, rewards=399, reward_sum=399 * 0.6),
         }
     }
-    out = decision.decide(spec, status, counts=counts, weights_in_force=None, now=T0, seed_key="k")
+    out = decision.decide(spec, status, counts=counts, shares_in_force=None, now=T0, seed_key="k")
     st, ch = _variant(out.status, "stable"), _variant(out.status, "challenger")
     assert st["posterior"] == pytest.approx({"mean": 399 * 0.5 / 400, "variance": 1 / 400})
     # Oracle: P(N(m_c, v) > N(m_s, v)) = Phi((m_c - m_s) / sqrt(2 v)).
@@ -472,3 +489,16 @@ def test_durations_are_read_as_go_durations() -> None:
     assert spec_mod.parse_duration("1h30m", field="f") == 5400
     assert spec_mod.parse_duration("500ms", field="f") == 0.5
     assert spec_mod.parse_duration("24h", field="f") == 86400
+
+
+def test_a_router_sampling_posteriors_per_request_raises_no_false_sample_ratio_alarm() -> None:
+    # Under `thompson` the router ignores `weight` and draws per request, so the split in force
+    # is P(best) under the ConfigMap's posteriors; the SRM test must compare against that.
+    traffic = better_challenger(seed=13)
+    traffic.per_interval = 1000
+    run = run_experiment(make_spec(), traffic, intervals=60, router="thompson")
+    assert any(s["srm"].get("pValue") is not None for s in run.statuses)
+    assert all(not s["srm"].get("mismatch") for s in run.statuses)
+    # The router follows the unbounded P(best), above the operator's ceiling of 90 %.
+    shares = _in_force(run.statuses[-1], "thompson")
+    assert shares["challenger"] > 0.9

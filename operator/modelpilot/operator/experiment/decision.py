@@ -16,9 +16,10 @@ the next loop.
 Order of rules in one update (documented because the order is the policy):
   1. guardrails: a challenger that breaches gets weight 0 at once and is marked rolled back; when no
      challenger is left, the phase is RolledBack;
-  2. sample-ratio mismatch: a chi-square test of the interval's requests against the weights that
-     were in force; p < `spec.stopping.srmPValue` (0.001 by default) pauses adaptation (weights
-     frozen, no promotion) until the spec changes, and sets the SampleRatioMismatch condition;
+  2. sample-ratio mismatch: a chi-square test of the interval's requests against the split that
+     was in force (`inforce.expected_shares` of the routes ConfigMap); p < 0.001 pauses
+     adaptation (weights frozen, no promotion) until the spec changes, and sets the
+     SampleRatioMismatch condition;
   3. stopping: maxDuration reached -> Concluded with a report; otherwise, when every active variant
      has at least minSamplesPerVariant rewards and one has probability to be best >= the threshold,
      a challenger is promoted (onSuccess promote) or reported (onSuccess report -> Concluded), and
@@ -150,13 +151,22 @@ def _normalised(variant: Mapping[str, Any], reward_type: str) -> dict[str, Any]:
     return out
 
 
-def _srm(interval_requests: Mapping[str, int], weights_in_force: Mapping[str, int]) -> float | None:
-    """p-value of the interval's split against the weights in force, or None when untestable."""
-    names = [n for n, w in weights_in_force.items() if w > 0 and n in interval_requests]
+def _srm(
+    interval_requests: Mapping[str, int], shares_in_force: Mapping[str, float]
+) -> float | None:
+    """p-value of the interval's split against the shares in force, or None when untestable.
+
+    Untestable: fewer than two variants with traffic, fewer than `SRM_MIN_REQUESTS` requests, or
+    an expected count below 5 (where the chi-square approximation is not trusted, Cochran 1954).
+    """
+    names = [n for n, w in shares_in_force.items() if w > 0 and n in interval_requests]
     observed = [interval_requests[n] for n in names]
+    total_share = sum(shares_in_force[n] for n in names)
     if len(names) < 2 or sum(observed) < SRM_MIN_REQUESTS:
         return None
-    result = abtest.srm_test(observed, [weights_in_force[n] for n in names])
+    if min(sum(observed) * shares_in_force[n] / total_share for n in names) < 5:
+        return None
+    result = abtest.srm_test(observed, [shares_in_force[n] for n in names])
     return float(result.p_value)
 
 
@@ -238,7 +248,7 @@ def decide(
     previous: Mapping[str, Any],
     *,
     counts: counts_mod.Observed,
-    weights_in_force: Mapping[str, int] | None,
+    shares_in_force: Mapping[str, float] | None,
     now: datetime,
     seed_key: str,
     draws: int = 20_000,
@@ -246,9 +256,10 @@ def decide(
     """One update of the experiment. See the module docstring for the rules and their order.
 
     `previous` is the Experiment's status (as from `initial_status` or an earlier `decide`);
-    `counts` the cumulative counters per source and variant as just read; `weights_in_force` the
-    weights in the routes ConfigMap (None: take them from `previous`); `seed_key` names the
-    experiment (namespace/name) so two experiments do not share random draws.
+    `counts` the cumulative counters per source and variant as just read; `shares_in_force` the
+    split the routers were following over the interval (see `inforce.expected_shares`; None: the
+    weights in `previous`); `seed_key` names the experiment (namespace/name) so two experiments do
+    not share random draws.
     """
     prev = json.loads(json.dumps(previous))  # a deep copy that also proves the status is JSON
     if prev.get("phase") in TERMINAL:
@@ -257,14 +268,13 @@ def decide(
     now_s = timestamp(now)
     by_name = {v["name"]: _normalised(v, spec.reward_type) for v in prev.get("variants") or []}
     names = spec.variant_names
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise ValueError(f"status.variants lacks {missing}: the status does not match the spec")
-    in_force = (
-        dict(weights_in_force)
-        if weights_in_force is not None
-        else {n: int(by_name[n]["weight"]) for n in names}
-    )
+    # A variant added to the spec mid-experiment starts from the prior; one removed is dropped.
+    fresh = initial_status(spec, stable_model={}, now=now)["variants"]
+    for entry in fresh:
+        if entry["name"] not in by_name:
+            by_name[entry["name"]] = entry
+    previous_weights = {n: int(by_name[n]["weight"]) for n in names}
+    in_force = dict(shares_in_force) if shares_in_force is not None else dict(previous_weights)
 
     observed_before = counts_mod.observed_from_json(prev.get("counters"), field="status.counters")
     delta = counts_mod.increments(observed_before, counts, variants=names)
@@ -345,7 +355,7 @@ def decide(
             srm["paused"] = True
             msg = (
                 f"requests {', '.join(f'{n}={delta[n].requests}' for n in names)} against weights "
-                f"{', '.join(f'{n}={in_force.get(n, 0)}' for n in names)}: chi-square "
+                f"{', '.join(f'{n}={in_force.get(n, 0):.3g}' for n in names)}: chi-square "
                 f"p = {p_srm:.2e} < {spec.srm_p_value:g}; adaptation paused"
             )
             actions.append(Action("pause", COND_SRM, msg))
@@ -418,7 +428,7 @@ def decide(
         weights = {n: (100 if n == spec_mod.STABLE else 0) for n in names}
     elif paused:
         # Frozen: the split in force stays; a rolled-back variant's share goes to stable.
-        weights = {n: (in_force.get(n, 0) if n in active else 0) for n in names}
+        weights = {n: (previous_weights[n] if n in active else 0) for n in names}
         weights[spec_mod.STABLE] += 100 - sum(weights.values())
     else:
         means = {n: by_name[n]["posteriorMean"] for n in active}
@@ -452,6 +462,8 @@ def decide(
         status["report"] = report
     if phase in TERMINAL:
         actions.extend(_terminal_actions(status))
-    elif weights != in_force:
-        actions.append(Action("apply-weights", "Updated", "new weights", weights=weights))
+    else:
+        # Always asked for, not only on a change: the ConfigMap write may be the step a crash lost.
+        changed = "new weights" if weights != previous_weights else "weights unchanged"
+        actions.append(Action("apply-weights", "Updated", changed, weights=weights))
     return Outcome(status, tuple(actions))

@@ -60,8 +60,8 @@ class Traffic:
         self.served: dict[str, int] = dict.fromkeys(self.names, 0)
         self.expected_regret = 0.0
 
-    def step(self, weights: Mapping[str, int]) -> None:
-        """One update interval of traffic under `weights` (variant -> 0..100)."""
+    def step(self, weights: Mapping[str, float]) -> None:
+        """One interval of traffic split by `weights` (variant -> share, any scale)."""
         p = np.array([max(0, weights.get(n, 0)) for n in self.names], dtype=float)
         p = p / p.sum()
         per_pod = self.rng.multinomial(self.per_interval, [1 / len(self.pods)] * len(self.pods))
