@@ -117,17 +117,19 @@ class Traffic:
         return out
 
     def stats_json(self, index: int) -> dict[str, object]:
-        """Pod `index`'s counters in the router's `GET /stats` shape (see `sources`)."""
+        """Pod `index`'s counters in the shape of the router's `GET /stats`."""
         pod = self.pods[index]
         return {
+            "deployment": None,
+            "policy": None,
             "variants": {
                 n: {
                     "requests": pod.requests.get(n, 0),
                     "errors": pod.errors.get(n, 0),
-                    "latency_ms": {"p50": None, "p95": None, "p99": self.latency.get(n)},
                     "rewards": pod.rewards.get(n, 0),
                     "reward_sum": float(pod.reward_sum.get(n, 0)),
+                    "latency_p99_ms": self.latency.get(n),
                 }
                 for n in self.names
-            }
+            },
         }

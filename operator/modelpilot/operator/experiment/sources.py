@@ -1,0 +1,212 @@
+"""Where the experiment loop reads per-variant counters: the routers' `/stats`, or Prometheus.
+
+The one I/O module of the experiment package. Both sources return the same thing: cumulative
+counters *per source* (one router pod, one URL, one Prometheus series' `pod`/`instance`) and
+variant, so that `counts.increments` can recognise a restarted router by its counter going down.
+
+    StatsSource       GET <url>/stats of every router pod (found by label) or of the URLs given in
+                      `MODELPILOT_EXPERIMENT_STATS_URLS` (local runs, tests).
+    PrometheusSource  instant queries of the router counters of docs/architecture.md, one result
+                      per series (not summed: a reset must stay visible per pod), plus the p99
+                      latency from the histogram over `latency_window`.
+
+Errors: every failure to read (connection refused, HTTP error, malformed JSON) is a
+`SourceError`; the handler turns it into a retry, never into a decision on partial data. The
+design decision is that one router that cannot be read fails the whole read: deciding on the
+counts of the others would see a sudden drop of that router's share and could raise a false SRM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+import pydantic
+import pydantic_settings
+
+from modelpilot.kube import apply
+from modelpilot.operator.experiment import counts as counts_mod
+
+ROUTER_PORT = 8080
+"""The router container's port (builders.workloads.CONTAINER_PORT)."""
+
+
+class SourceError(RuntimeError):
+    """The counters could not be read; retry later."""
+
+
+class ExperimentSettings(pydantic_settings.BaseSettings):
+    """Settings of the experiment loop's metrics sources (`MODELPILOT_EXPERIMENT_*`)."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="MODELPILOT_EXPERIMENT_", extra="ignore", frozen=True
+    )
+
+    stats_urls: dict[str, list[str]] = pydantic.Field(default_factory=dict)
+    """Router `/stats` URLs by ModelDeployment (`name` or `namespace/name`; `*` for any), as a JSON
+    object. When a deployment has URLs here they are used instead of discovering router pods:
+    for an operator running outside the cluster, and for tests."""
+
+    timeout_seconds: float = pydantic.Field(default=5.0, gt=0)
+    """HTTP timeout of one read."""
+
+    latency_window: str = pydantic.Field(default="5m", pattern=r"^[0-9]+[smh]$")
+    """PromQL range of the p99 latency (`histogram_quantile` over `rate(...[window])`)."""
+
+
+class Source(Protocol):
+    def read(self, *, namespace: str, deployment: str) -> counts_mod.Observed:
+        """Cumulative counters per source and variant for one ModelDeployment."""
+        ...  # a Protocol: implemented by StatsSource and PrometheusSource
+
+
+def _number(value: object, *, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SourceError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_stats(doc: object, *, where: str) -> dict[str, counts_mod.VariantCounts]:
+    """One router's `GET /stats` body -> variant -> counters."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("variants"), Mapping):
+        raise SourceError(f"{where}: expected a JSON object with 'variants'")
+    out: dict[str, counts_mod.VariantCounts] = {}
+    for name, raw in doc["variants"].items():
+        if not isinstance(raw, Mapping):
+            raise SourceError(f"{where}: variants.{name} must be an object")
+        p99 = raw.get("latency_p99_ms")
+        out[str(name)] = counts_mod.VariantCounts(
+            requests=int(_number(raw.get("requests", 0), where=f"{where}: {name}.requests")),
+            errors=int(_number(raw.get("errors", 0), where=f"{where}: {name}.errors")),
+            rewards=int(_number(raw.get("rewards", 0), where=f"{where}: {name}.rewards")),
+            reward_sum=_number(raw.get("reward_sum", 0.0), where=f"{where}: {name}.reward_sum"),
+            latency_p99_ms=None if p99 is None else _number(p99, where=f"{where}: {name}.p99"),
+        )
+    return out
+
+
+class StatsSource:
+    """The routers' `/stats` JSON, one source per router pod (or per configured URL)."""
+
+    def __init__(self, settings: ExperimentSettings | None = None) -> None:
+        self.settings = settings or ExperimentSettings()
+
+    def urls(self, *, namespace: str, deployment: str) -> dict[str, str]:
+        """source name -> /stats URL."""
+        configured = self.settings.stats_urls
+        for key in (f"{namespace}/{deployment}", deployment, "*"):
+            if key in configured:
+                return {url: url for url in configured[key]}
+        pods = apply.list_objects(
+            "v1",
+            "Pod",
+            namespace=namespace,
+            selector=f"modelpilot.io/deployment={deployment},app.kubernetes.io/component=router",
+        )
+        out = {}
+        for pod in pods:
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip and (pod.get("status") or {}).get("phase") == "Running":
+                out[pod["metadata"]["name"]] = f"http://{ip}:{ROUTER_PORT}/stats"
+        return out
+
+    def read(self, *, namespace: str, deployment: str) -> counts_mod.Observed:
+        urls = self.urls(namespace=namespace, deployment=deployment)
+        if not urls:
+            raise SourceError(f"no router of {namespace}/{deployment} to read /stats from")
+        out: dict[str, dict[str, counts_mod.VariantCounts]] = {}
+        with httpx.Client(timeout=self.settings.timeout_seconds) as client:
+            for source, url in sorted(urls.items()):
+                try:
+                    response = client.get(url)
+                    response.raise_for_status()
+                    doc = response.json()
+                except (httpx.HTTPError, json.JSONDecodeError) as exc:
+                    raise SourceError(f"GET {url}: {exc}") from exc
+                out[source] = parse_stats(doc, where=f"GET {url}")
+        return out
+
+
+_COUNTERS = {
+    "requests": "modelpilot_router_requests_total",
+    "errors": "modelpilot_router_errors_total",
+    "rewards": "modelpilot_router_rewards_total",
+    "rewardSum": "modelpilot_router_reward_sum_total",
+}
+
+
+def _series_source(metric: Mapping[str, str]) -> str:
+    return metric.get("pod") or metric.get("instance") or "prometheus"
+
+
+class PrometheusSource:
+    """Instant queries of the router counters on the Prometheus HTTP API (`/api/v1/query`)."""
+
+    def __init__(self, base_url: str, settings: ExperimentSettings | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings or ExperimentSettings()
+
+    def _query(self, client: httpx.Client, promql: str) -> Sequence[Mapping[str, Any]]:
+        url = f"{self.base_url}/api/v1/query"
+        try:
+            response = client.get(url, params={"query": promql})
+            response.raise_for_status()
+            doc = response.json()
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise SourceError(f"GET {url} ({promql}): {exc}") from exc
+        if doc.get("status") != "success" or doc.get("data", {}).get("resultType") != "vector":
+            raise SourceError(f"{url} ({promql}): not a successful vector result: {doc!r:.200}")
+        result: Sequence[Mapping[str, Any]] = doc["data"]["result"]
+        return result
+
+    def read(self, *, namespace: str, deployment: str) -> counts_mod.Observed:
+        selector = f'namespace="{namespace}",deployment="{deployment}"'
+        raw: dict[str, dict[str, dict[str, float]]] = {}
+        p99: dict[str, float] = {}
+        with httpx.Client(timeout=self.settings.timeout_seconds) as client:
+            for key, metric in _COUNTERS.items():
+                for sample in self._query(client, f"{metric}{{{selector}}}"):
+                    labels = sample.get("metric") or {}
+                    variant = labels.get("variant")
+                    if variant is None:
+                        continue
+                    value = _number(float(sample["value"][1]), where=f"{metric}{labels}")
+                    per = raw.setdefault(_series_source(labels), {}).setdefault(variant, {})
+                    per[key] = per.get(key, 0.0) + value
+            window = self.settings.latency_window
+            quantile = (
+                "1000 * histogram_quantile(0.99, sum by (le, variant) "
+                f"(rate(modelpilot_router_latency_seconds_bucket{{{selector}}}[{window}])))"
+            )
+            for sample in self._query(client, quantile):
+                variant = (sample.get("metric") or {}).get("variant")
+                value = float(sample["value"][1])
+                if variant is not None and math.isfinite(value):
+                    p99[variant] = value
+        return {
+            source: {
+                variant: counts_mod.VariantCounts(
+                    requests=int(c.get("requests", 0)),
+                    errors=int(c.get("errors", 0)),
+                    rewards=int(c.get("rewards", 0)),
+                    reward_sum=c.get("rewardSum", 0.0),
+                    latency_p99_ms=p99.get(variant),
+                )
+                for variant, c in per.items()
+            }
+            for source, per in raw.items()
+        }
+
+
+def make_source(metrics_source: str, settings: ExperimentSettings | None = None) -> Source:
+    """`router` -> StatsSource; an http(s) URL -> PrometheusSource on that server."""
+    if metrics_source == "router":
+        return StatsSource(settings)
+    if metrics_source.startswith(("http://", "https://")):
+        return PrometheusSource(metrics_source, settings)
+    raise ValueError(
+        f"metrics source: expected 'router' or a Prometheus URL, got {metrics_source!r}"
+    )
