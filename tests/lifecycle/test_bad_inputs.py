@@ -1,0 +1,117 @@
+"""Bad input gives one line on stderr naming what to fix, and exit code 2, never a traceback.
+
+Most cases run the real `modelpilot` executable in a subprocess, because "no traceback" is a claim
+about what a user sees; the server is the real MLflow server of the fixtures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelpilot.testing import ports
+
+pytestmark = pytest.mark.mlflow
+
+
+def modelpilot(*args: str, uri: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri, "HOME": str(Path.home())},
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("modelpilot: error:")
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_registering_a_run_that_does_not_exist_is_a_one_line_error(uri: str) -> None:
+    proc = modelpilot(
+        "models",
+        "register",
+        "--run",
+        "0123456789abcdef0123456789abcdef",
+        "--name",
+        "nobody",
+        uri=uri,
+    )
+    assert_one_line_error(proc, "run 0123456789abcdef0123456789abcdef", "not found")
+
+
+def test_gating_an_unknown_model_is_a_one_line_error(uri: str, tmp_path: Path) -> None:
+    data = tmp_path / "test.csv"
+    data.write_text("a,species\n1.0,0\n")
+    config = tmp_path / "validation.yaml"
+    config.write_text("target: species\nthresholds: {min_accuracy: 0.9}\n")
+    proc = modelpilot(
+        "validate",
+        "--model",
+        "models:/no-such-model@challenger",
+        "--data",
+        str(data),
+        "--config",
+        str(config),
+        uri=uri,
+    )
+    assert_one_line_error(proc, "no-such-model", "not found")
+
+
+def test_history_of_an_unknown_model_is_a_one_line_error(uri: str) -> None:
+    proc = modelpilot("models", "history", "--name", "no-such-model", uri=uri)
+    assert_one_line_error(proc, "no-such-model")
+
+
+def test_malformed_yaml_names_the_file_and_the_line(uri: str, tmp_path: Path) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_text("name: broken\nparameters:\n  alpha: {min: 1, max: [\n")
+    proc = modelpilot("sweep", "--config", str(config), uri=uri)
+    assert_one_line_error(proc, "--config", str(config), "line")
+
+
+def test_a_threshold_outside_zero_to_one_is_rejected_before_any_model_is_loaded(
+    uri: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "validation.yaml"
+    config.write_text("target: species\nthresholds: {min_accuracy: 1.5}\n")
+    data = tmp_path / "test.csv"
+    data.write_text("a,species\n1.0,0\n")
+    proc = modelpilot(
+        "validate",
+        "--model",
+        "models:/x@challenger",
+        "--data",
+        str(data),
+        "--config",
+        str(config),
+        uri=uri,
+    )
+    assert_one_line_error(proc, "thresholds.min_accuracy", "1.5", "[0, 1]")
+
+
+def test_an_unreachable_tracking_server_is_a_one_line_error_within_seconds(
+    tmp_path: Path,
+) -> None:
+    dead = f"http://127.0.0.1:{ports.free_port()}"
+    proc = modelpilot("models", "list", uri=dead)
+    assert_one_line_error(proc, "registry unavailable", dead)
+
+
+def test_a_schema_with_an_unknown_type_is_a_one_line_error(uri: str, tmp_path: Path) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  a: {type: decimal}\n")
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    proc = modelpilot("data", "validate", "--data", str(data), "--schema", str(schema), uri=uri)
+    assert_one_line_error(proc, "schema.columns.a.type", "decimal")
