@@ -18,7 +18,9 @@ hand edits of the objects we own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -122,7 +124,9 @@ class Controller:
         deployments = [obj for obj in applied if obj.get("kind") == "Deployment"]
         ready, message = mdstatus.workloads_readiness(deployments, expected=EXPECTED_DEPLOYMENTS)
         previous = (status.get("model") or {}).get("version")
-        reason = self._history_reason(body, previous=previous, trigger=trigger)
+        reason = self._history_reason(
+            body, previous=previous, version=model["version"], trigger=trigger
+        )
         updated = mdstatus.served_conditions(
             existing,
             ready=ready,
@@ -159,11 +163,18 @@ class Controller:
             )
 
     def _history_reason(
-        self, body: Mapping[str, Any], *, previous: str | None, trigger: str
+        self, body: Mapping[str, Any], *, previous: str | None, version: str, trigger: str
     ) -> str:
         reference = (body.get("spec") or {}).get("model") or {}
         if previous is None:
             return "initial deployment"
+        # An Experiment that promotes a winner says why in this annotation, for this version.
+        note = (body["metadata"].get("annotations") or {}).get("modelpilot.io/change-reason")
+        if note:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                parsed = json.loads(note)
+                if str(parsed.get("version")) == str(version) and parsed.get("reason"):
+                    return str(parsed["reason"])[:1024]
         if "alias" in reference and trigger == "resync":
             return f"alias {reference['alias']} moved"
         return "spec.model changed"
