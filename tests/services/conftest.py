@@ -153,3 +153,98 @@ def served_iris(
 ) -> Iterator[Proc]:
     with model_server(iris_model, tmp_path_factory.mktemp("server")) as proc:
         yield proc
+
+
+@dataclass
+class RouterProc:
+    url: str
+    routes_file: Path
+    proc: subprocess.Popen[bytes]
+
+    def set_routes(self, doc: dict[str, object], *, timeout: float = 5.0) -> float:
+        """Write the routes file atomically; return seconds until the router reports the change."""
+        import json
+
+        before = httpx.get(self.url + "/stats").json()["routes_version"]
+        tmp = self.routes_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        start = time.monotonic()
+        os.replace(tmp, self.routes_file)
+        while time.monotonic() - start < timeout:
+            if httpx.get(self.url + "/stats").json()["routes_version"] > before:
+                return time.monotonic() - start
+            time.sleep(0.01)  # poll interval of a deadline loop
+        raise AssertionError(f"routes change not applied within {timeout}s")
+
+
+def routes_doc(
+    stable_url: str,
+    challenger_url: str,
+    *,
+    policy: str = "fixed",
+    weights: tuple[float, float] = (80, 20),
+    posteriors: tuple[dict[str, float], dict[str, float]] = (
+        {"alpha": 1, "beta": 1},
+        {"alpha": 1, "beta": 1},
+    ),
+    sticky: str | None = None,
+) -> dict[str, object]:
+    return {
+        "deployment": "iris",
+        "stable": "stable",
+        "policy": {"type": policy, "epsilon": 0.1, "stickyHeader": sticky},
+        "variants": [
+            {
+                "name": "stable",
+                "url": stable_url,
+                "weight": weights[0],
+                "modelVersion": "1",
+                "posterior": posteriors[0],
+            },
+            {
+                "name": "challenger",
+                "url": challenger_url,
+                "weight": weights[1],
+                "modelVersion": "1",
+                "posterior": posteriors[1],
+            },
+        ],
+    }
+
+
+@contextmanager
+def router_process(doc: dict[str, object], tmp: Path, *, seed: int = 0) -> Iterator[RouterProc]:
+    import json
+
+    port = ports.free_port()
+    routes_file = tmp / "routes.json"
+    routes_file.write_text(json.dumps(doc))
+    env = {
+        "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
+        "MODELPILOT_ROUTER_ROUTES_FILE": str(routes_file),
+        "MODELPILOT_ROUTER_HOST": "127.0.0.1",
+        "MODELPILOT_ROUTER_PORT": str(port),
+        "MODELPILOT_ROUTER_SEED": str(seed),
+        "MODELPILOT_ROUTER_LOG_LEVEL": "warning",
+        "MODELPILOT_ROUTER_TIMEOUT_SECONDS": "5",
+    }
+    with running_process(
+        ["-m", "modelpilot.router"],
+        env,
+        log=tmp / f"router-{port}.log",
+        port=port,
+        ready_path="/readyz",
+    ) as proc:
+        yield RouterProc(url=proc.url, routes_file=routes_file, proc=proc.proc)
+
+
+@pytest.fixture(scope="module")
+def two_servers(
+    iris_model: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Proc, Proc]]:
+    tmp = tmp_path_factory.mktemp("servers")
+    with (
+        model_server(iris_model, tmp, variant="stable") as a,
+        model_server(iris_model, tmp, variant="challenger") as b,
+    ):
+        yield a, b

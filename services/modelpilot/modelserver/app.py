@@ -112,7 +112,7 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _validation_message(exc: fastapi.exceptions.RequestValidationError) -> str:
+def validation_message(exc: fastapi.exceptions.RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
     loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return f"{loc}: {first.get('msg', 'invalid')}"
@@ -158,7 +158,7 @@ def create_app(
         status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
         plane.count_error(status)
         return fastapi.responses.JSONResponse(
-            {"error": _validation_message(exc)}, status_code=status
+            {"error": validation_message(exc)}, status_code=status
         )
 
     @app.get("/v2/health/live")

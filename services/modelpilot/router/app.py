@@ -1,0 +1,138 @@
+"""The router's HTTP app: inference endpoints forwarded to a variant, feedback, stats, metrics.
+
+Endpoints only translate HTTP to `proxy.Router` calls; errors become `{"error": ...}` with their
+status. The inference endpoints take the raw body (no parsing in the router: the model server
+validates it), which keeps the per-request overhead to the variant draw and the forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fastapi
+import fastapi.exceptions
+import fastapi.responses
+import pydantic
+
+from modelpilot.modelserver import app as modelserver_app
+from modelpilot.router import proxy, settings, sources
+
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+class Feedback(pydantic.BaseModel):
+    """A delayed reward for one earlier request (its `X-Request-Id`)."""
+
+    request_id: str = pydantic.Field(min_length=1, max_length=128)
+    reward: float = pydantic.Field(allow_inf_nan=False)
+
+
+def _source(config: settings.RouterSettings, router: proxy.Router) -> Any:
+    if config.routes_file:
+        return sources.FileSource(
+            config.routes_file, poll_seconds=config.poll_seconds, on_routes=router.set_routes
+        )
+    if config.configmap and config.namespace:
+        return sources.ConfigMapSource(
+            namespace=config.namespace,
+            name=config.configmap,
+            key=config.configmap_key,
+            on_routes=router.set_routes,
+        )
+    from modelpilot import errors
+
+    raise errors.InputError(
+        "routes: set MODELPILOT_ROUTER_ROUTES_FILE, or MODELPILOT_ROUTER_NAMESPACE and "
+        "MODELPILOT_ROUTER_CONFIGMAP"
+    )
+
+
+def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
+    router = proxy.Router(config)
+    source = _source(config, router)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
+        router.open()
+        source.start()
+        yield
+        await source.stop()
+        await router.close()
+
+    app = fastapi.FastAPI(title="modelpilot router", version="0.1.0", lifespan=lifespan)
+    app.state.router = router
+
+    @app.exception_handler(proxy.RouterError)
+    async def router_error(
+        _: fastapi.Request, exc: proxy.RouterError
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(fastapi.exceptions.RequestValidationError)
+    async def invalid_request(
+        _: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
+    ) -> fastapi.responses.Response:
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return fastapi.responses.JSONResponse(
+            {"error": modelserver_app.validation_message(exc)}, status_code=status
+        )
+
+    async def _forward(request: fastapi.Request, path: str) -> fastapi.responses.Response:
+        answer = await router.forward(path, await request.body(), request.headers)
+        return fastapi.responses.Response(
+            content=answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type,
+            headers={"X-Request-Id": answer.request_id, "X-Modelpilot-Variant": answer.variant},
+        )
+
+    responses: dict[int | str, dict[str, Any]] = {
+        502: {"description": "The stable variant failed"},
+        503: {"description": "No routes yet"},
+    }
+
+    @app.post("/predict", openapi_extra=_INFER_BODY, responses=responses)
+    async def predict(request: fastapi.Request) -> fastapi.responses.Response:
+        return await _forward(request, "/predict")
+
+    @app.post("/v2/models/{name}/infer", openapi_extra=_INFER_BODY, responses=responses)
+    async def infer(name: str, request: fastapi.Request) -> fastapi.responses.Response:
+        return await _forward(request, f"/v2/models/{name}/infer")
+
+    @app.post("/feedback", responses={404: {"description": "Unknown or expired request id"}})
+    async def feedback(body: Feedback) -> dict[str, Any]:
+        return router.feedback(body.request_id, body.reward)
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return router.stats()
+
+    @app.get("/routes", responses={503: {"description": "No routes yet"}})
+    async def current_routes() -> dict[str, Any]:
+        return router.routes_document()
+
+    @app.get("/healthz")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/readyz", responses={503: {"description": "No routes yet"}})
+    async def ready() -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse(
+            {"ready": router.ready}, status_code=200 if router.ready else 503
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> fastapi.responses.Response:
+        return fastapi.responses.Response(
+            router.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    app.add_middleware(modelserver_app.BodyLimit, limit=config.max_body_bytes)
+    return app

@@ -1,0 +1,215 @@
+"""The router's data plane: choose a variant, forward, fall back, count; join feedback.
+
+Every endpoint of `app` delegates here. Design decisions: one pooled `httpx.AsyncClient` for all
+backends (keep-alive, bounded pool, connect and total timeouts); a challenger that fails (connection
+error, timeout, 5xx) is counted against the challenger and the request is retried once on the stable
+variant, so a crashing challenger costs latency, never availability; 4xx answers are the client's
+fault and are passed through untouched. Routes are swapped as one immutable `Chooser`, so a request
+never sees half of an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from modelpilot.router import feedback, metrics, policy, routes, settings, tally
+
+log = logging.getLogger("modelpilot.router")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str
+    request_id: str
+    variant: str
+
+
+class RouterError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _request_id(given: str | None) -> str:
+    if given and 0 < len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class Router:
+    def __init__(self, config: settings.RouterSettings) -> None:
+        self.settings = config
+        self.metrics = metrics.create_metrics(deployment=config.deployment)
+        self.rng = np.random.default_rng(config.seed)
+        self.chooser: policy.Chooser | None = None
+        self.ledger = feedback.FeedbackLedger(
+            max_entries=config.feedback_max_entries, ttl_seconds=config.feedback_ttl_seconds
+        )
+        self.tallies: dict[str, tally.VariantTally] = {}
+        self.routes_version = 0
+        self.client: httpx.AsyncClient | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def open(self) -> None:
+        limits = httpx.Limits(
+            max_connections=self.settings.max_connections,
+            max_keepalive_connections=self.settings.max_connections,
+        )
+        timeout = httpx.Timeout(
+            self.settings.timeout_seconds, connect=self.settings.connect_timeout_seconds
+        )
+        self.client = httpx.AsyncClient(limits=limits, timeout=timeout)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    def set_routes(self, new: routes.Routes) -> None:
+        self.chooser = policy.Chooser(new, rng=self.rng)
+        self.routes_version += 1
+        self.metrics.set_weights({v.name: v.weight for v in new.variants})
+        log.info(
+            "routes %d in force: %s (%s)",
+            self.routes_version,
+            ", ".join(f"{v.name}={v.weight:g}" for v in new.variants),
+            new.policy.type,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.chooser is not None
+
+    def _tally(self, variant: str) -> tally.VariantTally:
+        t = self.tallies.get(variant)
+        if t is None:
+            t = self.tallies[variant] = tally.VariantTally()
+        return t
+
+    # ---- forwarding ----------------------------------------------------------------------
+    async def _send(
+        self, variant: routes.Variant, path: str, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response | str:
+        """The backend's response, or a one-line reason it failed (error or 5xx)."""
+        assert self.client is not None  # opened in the app's lifespan
+        children = self.metrics.children(variant.name)
+        record = self._tally(variant.name)
+        start = time.perf_counter()
+        try:
+            response = await self.client.post(variant.url + path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            failure: httpx.Response | str = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            failure = response if response.status_code < 500 else f"HTTP {response.status_code}"
+        elapsed = time.perf_counter() - start
+        children[0].inc()
+        children[2].observe(elapsed)
+        record.requests += 1
+        record.latency(elapsed)
+        if isinstance(failure, str):
+            children[1].inc()
+            record.errors += 1
+        return failure
+
+    async def forward(self, path: str, body: bytes, incoming: Mapping[str, str]) -> Answer:
+        """Answer one inference request; `incoming` are its headers (case-insensitive)."""
+        chooser = self.chooser
+        if chooser is None:
+            raise RouterError(503, "no routes yet: the routes ConfigMap or file has not been read")
+        rid = _request_id(incoming.get("x-request-id"))
+        sticky = chooser.sticky_header
+        index = chooser.choose(incoming.get(sticky) if sticky is not None else None)
+        variant = chooser.routes.variants[index]
+        headers = {
+            "content-type": incoming.get("content-type") or "application/json",
+            "x-request-id": rid,
+        }
+        result = await self._send(variant, path, body, headers)
+        if isinstance(result, str) and variant.name != chooser.routes.stable:
+            # A failing challenger must not fail the request: retry on the stable variant.
+            failed = variant
+            variant = chooser.routes.variants[chooser.routes.stable_index]
+            self.metrics.children(failed.name)[3].inc()
+            self._tally(failed.name).fallbacks += 1
+            log.warning("variant %s failed (%s); answered by %s", failed.name, result, variant.name)
+            result = await self._send(variant, path, body, headers)
+        if isinstance(result, str):
+            raise RouterError(502, f"variant {variant.name} failed: {result}")
+        self.ledger.record(rid, variant.name, now=time.monotonic())
+        return Answer(
+            status=result.status_code,
+            body=result.content,
+            content_type=result.headers.get("content-type", "application/json"),
+            request_id=rid,
+            variant=variant.name,
+        )
+
+    # ---- feedback and stats --------------------------------------------------------------
+    def feedback(self, request_id: str, reward: float) -> dict[str, Any]:
+        if not math.isfinite(reward):
+            raise RouterError(422, "reward: expected a finite number")
+        outcome, variant = self.ledger.join(request_id, now=time.monotonic())
+        if outcome == "unknown" or variant is None:
+            raise RouterError(
+                404,
+                f"request_id {request_id!r}: unknown, or older than the feedback TTL "
+                f"({self.settings.feedback_ttl_seconds:g} s)",
+            )
+        if outcome == "joined":
+            children = self.metrics.children(variant)
+            children[4].inc()
+            children[5].inc(reward)
+            record = self._tally(variant)
+            record.rewards += 1
+            record.reward_sum += reward
+        return {"status": outcome, "request_id": request_id, "variant": variant}
+
+    def stats(self) -> dict[str, Any]:
+        chooser = self.chooser
+        weights = {v.name: v.weight for v in chooser.routes.variants} if chooser else {}
+        names = list(weights) + [n for n in self.tallies if n not in weights]
+        return {
+            "deployment": self.settings.deployment,
+            "policy": chooser.routes.policy.type if chooser else None,
+            "routes_version": self.routes_version,
+            "variants": {
+                name: {"weight": weights.get(name), **self._tally(name).summary()} for name in names
+            },
+        }
+
+    def routes_document(self) -> dict[str, Any]:
+        chooser = self.chooser
+        if chooser is None:
+            raise RouterError(503, "no routes yet")
+        r = chooser.routes
+        return {
+            "deployment": r.deployment,
+            "stable": r.stable,
+            "policy": {
+                "type": r.policy.type,
+                "epsilon": r.policy.epsilon,
+                "stickyHeader": r.policy.sticky_header,
+            },
+            "variants": [
+                {
+                    "name": v.name,
+                    "url": v.url,
+                    "weight": v.weight,
+                    "modelVersion": v.model_version,
+                    "posterior": vars(v.posterior),
+                }
+                for v in r.variants
+            ],
+            "version": self.routes_version,
+        }

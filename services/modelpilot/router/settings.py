@@ -1,0 +1,69 @@
+"""Settings of the router, read from `MODELPILOT_ROUTER_*` environment variables.
+
+The routes come from exactly one source: the ConfigMap (`NAMESPACE` + `CONFIGMAP`, watched through
+the Kubernetes API) or a file (`ROUTES_FILE`, for local runs). Names are pinned in
+docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import pydantic
+import pydantic_settings
+
+
+class RouterSettings(pydantic_settings.BaseSettings):
+    """How one router process runs."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="MODELPILOT_ROUTER_", extra="ignore"
+    )
+
+    deployment: str = pydantic.Field(default="default", description="ModelDeployment name.")
+    """The ModelDeployment this router fronts (a metric label)."""
+
+    namespace: str | None = pydantic.Field(default=None, description="Namespace of the ConfigMap.")
+    """Namespace of the routes ConfigMap (with `configmap`)."""
+
+    configmap: str | None = pydantic.Field(default=None, description="Routes ConfigMap name.")
+    """Name of the routes ConfigMap (`<deployment>-routes`), watched through the Kubernetes API."""
+
+    configmap_key: str = pydantic.Field(default="routes.json", description="Key in the ConfigMap.")
+    """Key of the routes document in the ConfigMap."""
+
+    routes_file: str | None = pydantic.Field(default=None, description="Routes file (local runs).")
+    """A routes.json file, re-read when it changes (instead of the ConfigMap)."""
+
+    host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
+    """Address to listen on."""
+
+    port: int = pydantic.Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    """Port to listen on."""
+
+    timeout_seconds: float = pydantic.Field(default=10.0, gt=0, description="Backend timeout.")
+    """Total time allowed for a backend to answer before the request counts as failed."""
+
+    connect_timeout_seconds: float = pydantic.Field(
+        default=1.0, gt=0, description="Connect timeout."
+    )
+    """Time allowed to open a connection to a backend."""
+
+    max_connections: int = pydantic.Field(default=200, gt=0, description="Pooled connections.")
+    """Size of the pooled client's connection pool (all backends)."""
+
+    max_body_bytes: int = pydantic.Field(default=1_048_576, gt=0, description="Largest body (413).")
+    """Largest request body forwarded; larger ones get 413."""
+
+    feedback_ttl_seconds: float = pydantic.Field(default=3600.0, gt=0, description="Feedback TTL.")
+    """How long a request id can still receive its reward."""
+
+    feedback_max_entries: int = pydantic.Field(default=200_000, gt=0, description="Ledger bound.")
+    """Most request ids remembered for feedback (the oldest are forgotten first)."""
+
+    poll_seconds: float = pydantic.Field(default=0.1, gt=0, description="Routes file poll period.")
+    """How often the routes file is checked for a change."""
+
+    seed: int | None = pydantic.Field(default=None, description="Seed of the variant draws.")
+    """Seed of the per-request draws (tests); random when unset."""
+
+    log_level: str = pydantic.Field(default="info", description="uvicorn log level.")
+    """uvicorn log level."""

@@ -1,0 +1,54 @@
+"""Per-variant counters behind `GET /stats`: requests, errors, fallbacks, latency, rewards.
+
+Pure. Design decision: latency quantiles come from a fixed-size ring of the most recent latencies
+per variant (4,096), so `/stats` reports the current p50/p99 (what the operator's latency guardrail
+needs) in bounded memory, while the cumulative distribution lives in the Prometheus histogram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RING = 4096
+
+
+@dataclass
+class VariantTally:
+    requests: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    rewards: int = 0
+    reward_sum: float = 0.0
+    _ring: list[float] = field(default_factory=list)
+    _pos: int = 0
+
+    def latency(self, seconds: float) -> None:
+        if len(self._ring) < RING:
+            self._ring.append(seconds)
+        else:
+            self._ring[self._pos] = seconds
+            self._pos = (self._pos + 1) % RING
+
+    def summary(self) -> dict[str, Any]:
+        if self._ring:
+            p50, p95, p99 = np.quantile(np.asarray(self._ring), [0.5, 0.95, 0.99]).tolist()
+            latency: dict[str, Any] = {
+                "latency_p50_ms": p50 * 1e3,
+                "latency_p95_ms": p95 * 1e3,
+                "latency_p99_ms": p99 * 1e3,
+            }
+        else:
+            latency = {"latency_p50_ms": None, "latency_p95_ms": None, "latency_p99_ms": None}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": self.errors / self.requests if self.requests else 0.0,
+            "fallbacks": self.fallbacks,
+            "rewards": self.rewards,
+            "reward_sum": self.reward_sum,
+            **latency,
+            "latency_window": len(self._ring),
+        }

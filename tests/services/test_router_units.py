@@ -1,0 +1,149 @@
+"""The router's pure parts: routes validation, the per-request policy, the feedback ledger.
+
+Statistical claims are checked against exact binomial intervals (scipy) and the posterior's
+probability to be best (modelpilot.stats.bandits, itself tested against closed forms).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from modelpilot import errors
+from modelpilot.router import feedback, policy, routes
+from modelpilot.stats import bandits
+
+
+def _doc(
+    policy_type: str = "fixed", weights: tuple[float, float] = (80, 20), **extra: object
+) -> dict[str, object]:
+    return {
+        "deployment": "iris",
+        "stable": "stable",
+        "policy": {"type": policy_type, "epsilon": 0.1, "stickyHeader": None, **extra},
+        "variants": [
+            {
+                "name": "stable",
+                "url": "http://a:80",
+                "weight": weights[0],
+                "modelVersion": "3",
+                "posterior": {"alpha": 1.0, "beta": 1.0},
+            },
+            {
+                "name": "challenger",
+                "url": "http://b:80",
+                "weight": weights[1],
+                "modelVersion": "4",
+                "posterior": {"alpha": 1.0, "beta": 1.0},
+            },
+        ],
+    }
+
+
+def test_the_documented_routes_example_parses() -> None:
+    parsed = routes.load_routes(json.dumps(_doc("thompson")))
+    assert parsed.stable == "stable"
+    assert [v.name for v in parsed.variants] == ["stable", "challenger"]
+    assert parsed.variant("challenger").model_version == "4"
+    assert parsed.variant("stable").posterior == routes.Beta(1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d.update(policy={"type": "random"}), "routes.policy.type"),
+        (lambda d: d.update(stable="nope"), "routes.stable"),
+        (lambda d: d["variants"][1].update(url="ftp://x"), "routes.variants[1].url"),
+        (lambda d: d["variants"][0].update(weight=150), "routes.variants[0].weight"),
+        (lambda d: d["variants"][1].update(name="stable"), "appears twice"),
+        (lambda d: d["variants"][0].update(posterior={"alpha": -1, "beta": 1}), "alpha"),
+        (lambda d: d.update(variants=[]), "routes.variants"),
+    ],
+)
+def test_an_invalid_routes_document_is_rejected_naming_the_field(
+    mutate: object, fragment: str
+) -> None:
+    doc = _doc()
+    mutate(doc)  # type: ignore[operator]
+    with pytest.raises(errors.InputError, match=None) as info:
+        routes.parse_routes(doc)
+    assert fragment in str(info.value)
+
+
+def _shares(chooser: policy.Chooser, n: int, key: object = None) -> np.ndarray:
+    picks = [chooser.choose(None) for _ in range(n)]
+    return np.bincount(picks, minlength=len(chooser.names))
+
+
+def test_fixed_weights_give_shares_inside_their_99_percent_binomial_intervals() -> None:
+    chooser = policy.Chooser(routes.parse_routes(_doc()), rng=np.random.default_rng(7))
+    counts = _shares(chooser, 20_000)
+    low, high = scipy.stats.binom.interval(0.99, 20_000, 0.8)
+    assert low <= counts[0] <= high
+
+
+def test_a_zero_weight_variant_is_never_chosen() -> None:
+    chooser = policy.Chooser(
+        routes.parse_routes(_doc(weights=(0, 100))), rng=np.random.default_rng(1)
+    )
+    assert _shares(chooser, 2_000)[0] == 0
+
+
+def test_thompson_shares_match_the_posterior_probability_to_be_best() -> None:
+    doc = _doc("thompson")
+    doc["variants"][0]["posterior"] = {"alpha": 30.0, "beta": 70.0}  # type: ignore[index]
+    doc["variants"][1]["posterior"] = {"alpha": 36.0, "beta": 64.0}  # type: ignore[index]
+    chooser = policy.Chooser(routes.parse_routes(doc), rng=np.random.default_rng(3))
+    n = 20_000
+    counts = _shares(chooser, n)
+    p_best = bandits.probability_to_be_best(
+        [30.0, 36.0], [70.0, 64.0], draws=400_000, rng=np.random.default_rng(4)
+    )
+    assert 0.7 < p_best[1] < 0.95  # the challenger is favoured, not certain
+    low, high = scipy.stats.binom.interval(0.99, n, p_best[1])
+    assert low <= counts[1] <= high
+
+
+def test_epsilon_greedy_sends_epsilon_over_k_to_the_worse_arm() -> None:
+    doc = _doc("epsilon-greedy")
+    doc["variants"][0]["posterior"] = {"alpha": 50.0, "beta": 50.0}  # type: ignore[index]
+    doc["variants"][1]["posterior"] = {"alpha": 60.0, "beta": 40.0}  # type: ignore[index]
+    chooser = policy.Chooser(routes.parse_routes(doc), rng=np.random.default_rng(5))
+    n = 20_000
+    counts = _shares(chooser, n)
+    low, high = scipy.stats.binom.interval(0.99, n, 0.1 / 2)
+    assert low <= counts[0] <= high
+
+
+def test_a_sticky_key_always_lands_on_the_same_variant_and_keys_split_by_weight() -> None:
+    chooser = policy.Chooser(
+        routes.parse_routes(_doc("thompson", stickyHeader="x-user")), rng=np.random.default_rng(0)
+    )
+    first = {f"user-{i}": chooser.choose(f"user-{i}") for i in range(5_000)}
+    again = {k: chooser.choose(k) for k in first}
+    assert first == again
+    to_stable = sum(1 for v in first.values() if v == 0)
+    low, high = scipy.stats.binom.interval(0.99, 5_000, 0.8)
+    assert low <= to_stable <= high
+
+
+def test_feedback_is_joined_once_then_reported_duplicate_and_unknown_ids_are_unknown() -> None:
+    ledger = feedback.FeedbackLedger(max_entries=10, ttl_seconds=60)
+    ledger.record("r1", "challenger", now=0.0)
+    assert ledger.join("r1", now=1.0) == ("joined", "challenger")
+    assert ledger.join("r1", now=2.0) == ("duplicate", "challenger")
+    assert ledger.join("r2", now=2.0) == ("unknown", None)
+
+
+def test_the_ledger_forgets_ids_after_the_ttl_and_beyond_its_bound() -> None:
+    ledger = feedback.FeedbackLedger(max_entries=100, ttl_seconds=10)
+    for i in range(250):
+        ledger.record(f"r{i}", "stable", now=float(i) * 0.01)
+    assert len(ledger) == 100
+    assert ledger.join("r0", now=3.0)[0] == "unknown"  # pushed out by the size bound
+    assert ledger.join("r249", now=3.0)[0] == "joined"
+    assert ledger.join("r248", now=20.0)[0] == "unknown"  # expired
+    assert len(ledger) == 0
