@@ -163,3 +163,7 @@ test-delivery: venv k8s-binaries promtool ## the delivery tests (chart, bundle, 
 
 # [demo targets]
 # [bench targets]
+.PHONY: bench-drift
+bench-drift: venv ## drift stats (PSI+KS+JS per column): modelpilot vs plain loop vs Evidently, 200k x 20 and 1M x 50
+	@mkdir -p bench/out
+	$(PY) bench/drift.py --out bench/out/drift.json
