@@ -22,7 +22,7 @@ TARGET = "species"
 
 @pytest.fixture(scope="module")
 def uri(mlflow_server: mlflow_harness.MlflowServer) -> Iterator[str]:
-    """The server URI, configured for the in-process MLflow client (module-scoped fixtures use it)."""
+    """The server URI, set for the in-process MLflow client (for module-scoped fixtures)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.tracking_uri)
         registry_client.configure(mlflow_server.tracking_uri)

@@ -88,7 +88,8 @@ def test_a_good_model_passes_the_gate_and_the_junit_file_has_no_failures(
         capsys,
     )
     assert code == 0, err
-    assert "min_accuracy" in out and "FAIL" not in out
+    assert "min_accuracy" in out
+    assert "FAIL" not in out
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert suite.get("failures") == "0"
@@ -108,7 +109,7 @@ def test_a_weak_model_fails_the_gate_naming_the_failed_thresholds(
 ) -> None:
     data, config = files
     junit = tmp_path / "gate.xml"
-    code, out, err = gate(
+    code, _, err = gate(
         [
             "--model",
             f"models:/{NAME}@weak",
@@ -125,7 +126,9 @@ def test_a_weak_model_fails_the_gate_naming_the_failed_thresholds(
     )
     assert code == 1
     assert len(err.strip().splitlines()) == 1
-    assert "min_accuracy" in err and "min_f1" in err and "latency" not in err
+    assert "min_accuracy" in err
+    assert "min_f1" in err
+    assert "latency" not in err
     # a majority-class predictor on three balanced classes scores one third
     assert "observed 0.3333" in err
     suite = ET.parse(junit).getroot().find("testsuite")

@@ -120,7 +120,8 @@ def test_promote_rollback_and_history_round_trip_with_who_when_and_why(
     assert models.alias_holder(c, name=NAME, alias="champion") == v1
     code, _, err = run_cli(["models", "rollback", "--name", NAME, "-m", "no more", *base], capsys)
     assert code == 2
-    assert "no previous champion" in err and len(err.strip().splitlines()) == 1
+    assert "no previous champion" in err
+    assert len(err.strip().splitlines()) == 1
 
     code, out, _ = run_cli(["models", "history", "--name", NAME, "--json", *base], capsys)
     assert code == 0
