@@ -7,11 +7,12 @@ templates; tests that need it are marked `k8s`, like the rest of that tier.
 
 from __future__ import annotations
 
-import importlib
+import http.server
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -22,28 +23,89 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modelpilot"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
-# The factories that build each component's Prometheus registry, called as the code calls them;
-# the metric names they register are what dashboards and alerts may query.
-# (module, factory, keyword arguments)
-METRIC_FACTORIES: list[tuple[str, str, dict[str, Any]]] = [
-    ("modelpilot.modelserver.metrics", "create_metrics", {"deployment": "d", "variant": "v"}),
-    ("modelpilot.router.metrics", "create_metrics", {"deployment": "d"}),
-]
 # Series Prometheus makes itself for every target (not exported by any code).
 PROMETHEUS_SYNTHETIC = frozenset({"up"})
 
 
+def _code_registries() -> list[Any]:
+    """The Prometheus registries the code builds, made by its own factories as it makes them."""
+    from modelpilot.modelserver import metrics as modelserver_metrics
+    from modelpilot.operator import metrics as operator_metrics
+    from modelpilot.operator.handlers import experiment as experiment_handlers
+    from modelpilot.router import metrics as router_metrics
+
+    operator = operator_metrics.make_metrics()
+    experiment_handlers.Gauges(operator.registry)  # the Experiment gauges join that registry
+    return [
+        modelserver_metrics.create_metrics(deployment="d", variant="v").registry,
+        router_metrics.create_metrics(deployment="d").registry,
+        operator.registry,
+    ]
+
+
+class _PushCatcher(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in for the Pushgateway's push API: keeps the exposition text pushed."""
+
+    bodies: ClassVar[list[str]] = []
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.bodies.append(self.rfile.read(length).decode())
+        self.send_response(202)
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.do_PUT()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def _drift_job_families() -> dict[str, str]:
+    """What the drift job pushes, caught over a real socket: it builds its gauges per run and
+    pushes them (there is no registry factory to call), so we let it push a run's report."""
+    from modelpilot.driftjob import job as drift_job
+    from modelpilot.stats import drift as drift_stats
+
+    _PushCatcher.bodies.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PushCatcher)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        report = drift_stats.DriftReport(
+            features=[],
+            methods=("psi", "ks"),
+            psi_threshold=0.2,
+            ks_pvalue=0.01,
+            null_rate_threshold=0.1,
+            reference_rows=0,
+            current_rows=0,
+            ks_sample="exact",
+        )
+        address = f"127.0.0.1:{server.server_address[1]}"
+        options = drift_job.Options(deployment="d", namespace="n", pushgateway=address)
+        drift_job._push(options, report)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _PushCatcher.bodies, "the drift job pushed nothing"
+    families: dict[str, str] = {}
+    for line in "\n".join(_PushCatcher.bodies).splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            families[name] = kind
+    return families
+
+
 @pytest.fixture(scope="session")
 def exported_families() -> dict[str, str]:
-    """Metric family name -> type ("counter", "gauge", "histogram", ...) of every metric the
-    code's factories register."""
+    """Metric family name -> type ("counter", "gauge", "histogram", ...) of every metric the code
+    exports: the model server, router and operator registries, and the drift job's pushes."""
     families: dict[str, str] = {}
-    for module_name, factory, kwargs in METRIC_FACTORIES:
-        module = importlib.import_module(module_name)
-        made = getattr(module, factory)(**kwargs)
-        registry = getattr(made, "registry", made)
+    for registry in _code_registries():
         for family in registry.collect():
             families[family.name] = family.type
+    families.update(_drift_job_families())
     return families
 
 
