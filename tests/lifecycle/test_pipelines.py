@@ -50,7 +50,7 @@ def pipeline(
 def test_the_pipeline_leaves_a_finished_run_with_params_metrics_and_datasets(
     pipeline: dict[str, object], uri: str
 ) -> None:
-    name, experiment, n_test = CASES[str(pipeline["example"])]
+    _, experiment, n_test = CASES[str(pipeline["example"])]
     c = mlflow.tracking.MlflowClient(uri)
     exp = c.get_experiment_by_name(experiment)
     assert exp is not None
