@@ -11,10 +11,12 @@ Conventions (DESIGN.md, "Statistics conventions"):
   (Siddiqi, "Credit Risk Scorecards", 2006). Bands: < 0.1 none, 0.1 to < 0.2 moderate, >= 0.2
   significant (the alert default).
 - KS: the two-sample statistic sup |F1 - F2| computed from sorted samples, with the
-  same floating-point operations as `scipy.stats.ks_2samp`; the p-value comes from scipy itself with
-  scipy's method selection ("auto": exact when both samples have at most 10,000 values, where we
-  call `scipy.stats.ks_2samp` since its exact distribution is not public; otherwise Smirnov's
-  asymptotic `scipy.stats.kstwo.sf(d, round(n1*n2/(n1+n2)))`, vectorised over columns).
+  same floating-point operations as `scipy.stats.ks_2samp`; the p-value follows scipy's method
+  selection ("auto": exact when both samples have at most 10,000 values, where we call
+  `scipy.stats.ks_2samp` since its exact distribution is not public; otherwise Smirnov's
+  asymptotic `kstwo.sf(d, round(n1*n2/(n1+n2)))`, through scipy's own branches, except that the
+  branch scipy evaluates as 2 * smirnov(n, d) (drifted columns, n > 140) uses a vectorised
+  Birnbaum-Tingey sum, `smirnov_sf`, ~20x faster at n = 1e5 and equal within 1e-10 relative).
 - Jensen-Shannon distance (natural log, as `scipy.spatial.distance.jensenshannon`) between the
   unfloored bin shares.
 - Categorical columns: chi-square test of homogeneity on the 2 x k table of reference and current
@@ -32,6 +34,7 @@ KS over whole columns costs about two sorts per column plus scipy's p-value.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -116,12 +119,59 @@ def ks_statistic_sorted(x: FloatArray, y: FloatArray) -> float:
     return max(max_s, min_s)
 
 
+def smirnov_sf(n: int, x: float) -> float:
+    """P(D+_n >= x), the one-sided one-sample Smirnov tail, by the Birnbaum-Tingey (1951) sum
+
+        x * sum_{j=0}^{floor(n(1-x))} C(n, j) (1 - x - j/n)^(n-j) (x + j/n)^(j-1),
+
+    evaluated as one vectorised log-sum-exp. It is the quantity `scipy.special.smirnov(n, x)`
+    computes term by term in C, which takes 0.5-2 s at n = 1e5-5e5; this takes ~1/20 of that and
+    agrees within 1e-10 relative (tests/unit/stats/test_drift.py checks it against scipy).
+    """
+    if x <= 0:
+        return 1.0
+    if x >= 1:
+        return 0.0
+    j = np.arange(0, math.floor(n * (1.0 - x)) + 1, dtype=np.float64)
+    a = 1.0 - x - j / n
+    b = x + j / n
+    log_binom = scipy.special.gammaln(n + 1.0) - scipy.special.gammaln(j + 1.0)
+    log_binom -= scipy.special.gammaln(n - j + 1.0)
+    with np.errstate(divide="ignore"):
+        log_terms = log_binom + (n - j) * np.log(a) + (j - 1.0) * np.log(b)
+    log_terms = np.where(a > 0, log_terms, -np.inf)
+    top = float(log_terms.max())
+    return float(x * math.exp(top) * np.exp(log_terms - top).sum())
+
+
+def _kstwo_sf(d: float, n: int) -> float:
+    """scipy.stats.kstwo.sf(d, n), taking scipy's own branches (scipy.stats._ksstats._kolmogn).
+
+    Only the branch where scipy evaluates 2 * smirnov(n, d) for n > 140 (a drifted column: the
+    p-value is below about 0.03) goes through `smirnov_sf`; every other case is scipy's call.
+    """
+    t = n * d
+    if n > 140 and 1.0 < t < n - 1 and 0.0 < d < 1.0:
+        nx2 = t * d
+        if d >= 0.5 or 2.2 <= nx2 < 370.0:
+            return min(max(2.0 * smirnov_sf(n, d), 0.0), 1.0)
+        if nx2 >= 370.0:
+            return 0.0
+    return float(scipy.stats.kstwo.sf(d, n))
+
+
 def ks_pvalues_asymptotic(d: Any, n1: Any, n2: Any) -> FloatArray:
-    """Smirnov's two-sided asymptotic p-values, as scipy's ks_2samp(method="asymp")."""
-    n1f = np.asarray(n1, dtype=np.float64)
-    n2f = np.asarray(n2, dtype=np.float64)
-    en = n1f * n2f / (n1f + n2f)
-    out: FloatArray = np.clip(scipy.stats.kstwo.sf(np.asarray(d, np.float64), np.round(en)), 0, 1)
+    """Smirnov's two-sided asymptotic p-values, as scipy's ks_2samp(method="asymp").
+
+    scipy uses kstwo.sf(d, round(n1*n2/(n1+n2))); so do we, column by column.
+    """
+    d_arr = np.atleast_1d(np.asarray(d, dtype=np.float64))
+    n1f = np.atleast_1d(np.asarray(n1, dtype=np.float64))
+    n2f = np.atleast_1d(np.asarray(n2, dtype=np.float64))
+    en = np.round(n1f * n2f / (n1f + n2f))
+    out: FloatArray = np.array(
+        [_kstwo_sf(float(di), int(ni)) for di, ni in zip(d_arr, en, strict=True)], dtype=np.float64
+    )
     return out
 
 
@@ -145,7 +195,7 @@ def _ks_sorted(x: FloatArray, y: FloatArray) -> KsResult:
     d = ks_statistic_sorted(x, y)
     if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
         return KsResult(statistic=d, pvalue=float(scipy.stats.ks_2samp(x, y).pvalue))
-    return KsResult(statistic=d, pvalue=float(ks_pvalues_asymptotic(d, x.shape[0], y.shape[0])))
+    return KsResult(statistic=d, pvalue=float(ks_pvalues_asymptotic(d, x.shape[0], y.shape[0])[0]))
 
 
 @dataclasses.dataclass(frozen=True)

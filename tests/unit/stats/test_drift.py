@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.spatial.distance
+import scipy.special
 import scipy.stats
 from statsmodels.stats import multitest
 
@@ -82,6 +83,27 @@ def test_ks_ignores_nulls_like_dropping_them() -> None:
     assert (got.statistic, got.pvalue) == pytest.approx(
         (expected.statistic, expected.pvalue), abs=1e-12
     )
+
+
+@pytest.mark.parametrize("n", [141, 1_000, 20_000, 100_000])
+def test_smirnov_tail_equals_scipy_special_smirnov(n: int) -> None:
+    for nx2 in (2.2, 3.0, 6.0, 20.0, 100.0):
+        x = math.sqrt(nx2 / n)
+        expected = scipy.special.smirnov(n, x)
+        got = drift.smirnov_sf(n, x)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-13)
+
+
+@pytest.mark.parametrize("shift", [0.02, 0.03, 0.05, 0.3])
+def test_ks_p_value_of_large_drifted_samples_equals_scipy(shift: float) -> None:
+    # Large samples with p-values from ~1e-2 down to ~0: scipy takes its 2 * smirnov(n, d) branch.
+    rng = np.random.default_rng(int(shift * 1000))
+    a = rng.normal(size=60_000)
+    b = rng.normal(shift, size=50_000)
+    got = drift.ks_2samp(a, b)
+    expected = scipy.stats.ks_2samp(a, b)
+    assert got.statistic == pytest.approx(expected.statistic, abs=1e-9)
+    assert got.pvalue == pytest.approx(expected.pvalue, abs=1e-9)
 
 
 def test_asymptotic_ks_p_values_are_vectorised_like_scipys_asymp_method() -> None:
