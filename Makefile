@@ -54,12 +54,12 @@ k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modu
 lifecycle-test: venv ## lifecycle tier: tracking, sweeps, registry, cards, gate (starts a real MLflow server)
 	$(PY) -m pytest tests/lifecycle -q $(PYTEST_ARGS)
 
-examples: venv ## run the iris and breast cancer pipelines against $$MLFLOW_TRACKING_URI
+examples: venv ## run the iris and breast cancer pipelines against MLFLOW_TRACKING_URI
 	@test -n "$${MLFLOW_TRACKING_URI:-}" || { echo "set MLFLOW_TRACKING_URI (an MLflow server)"; exit 2; }
 	$(PY) examples/iris/pipeline.py --out model_card/iris
 	$(PY) examples/breast_cancer/pipeline.py --out model_card/breast_cancer
 
-sweep-example: venv ## the 20-trial breast cancer sweep (resumes if run again) against $$MLFLOW_TRACKING_URI
+sweep-example: venv ## the 20-trial breast cancer sweep (resumes if run again) against MLFLOW_TRACKING_URI
 	$(VENV)/bin/modelpilot sweep --config examples/breast_cancer/sweep.yaml
 # [operator targets]
 .PHONY: manifests operator-test bench-operator
