@@ -181,3 +181,43 @@ def test_a_candidate_worse_than_the_champion_beyond_the_tolerance_fails_the_regr
     )
     assert code == 0, err
     assert "no_regression_accuracy  PASS" in out
+
+
+def test_in_the_ci_order_an_unregistered_run_is_gated_against_the_champion_by_name(
+    uri: str,
+    registered: dict[str, str],
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # CI trains with MODELPILOT_RUN_ID_FILE set, gates runs:/<id>/model, and only then registers.
+    data, _ = files
+    id_file = tmp_path / "run_id"
+    monkeypatch.setenv("MODELPILOT_RUN_ID_FILE", str(id_file))
+    log_iris_model(
+        uri=uri, experiment="gate", model=DummyClassifier(strategy="stratified", random_state=0)
+    )
+    run_id = id_file.read_text().strip()
+    config = tmp_path / "regression.yaml"
+    config.write_text(f"target: {TARGET}\nregression: {{metric: f1, tolerance: 0.05}}\n")
+    c = registry_client.make_client(uri)
+    if models.alias_holder(c, name=NAME, alias="champion") != registered["good"]:
+        models.promote(c, name=NAME, version=registered["good"], reason="test: champion")
+    args = [
+        "--model",
+        f"runs:/{run_id}/model",
+        "--data",
+        str(data),
+        "--config",
+        str(config),
+        "--tracking-uri",
+        uri,
+    ]
+    code, _, err = gate([*args, "--name", NAME], capsys)
+    assert code == 1
+    assert "no_regression_f1" in err
+    # without --name there is no champion to compare with: the check is skipped, not failed
+    code, out, _ = gate(args, capsys)
+    assert code == 0
+    assert "no_regression_f1  SKIP" in out

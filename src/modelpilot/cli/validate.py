@@ -37,6 +37,12 @@ from modelpilot.lifecycle import checks, gate, yamlio
     help="validation.yaml: target, thresholds, regression, latency.",
 )
 @click.option(
+    "--name",
+    "registered_name",
+    default=None,
+    help="Registered model to compare against when --model is a runs:/ URI.",
+)
+@click.option(
     "--junit",
     type=click.Path(path_type=Path),
     default=None,
@@ -48,11 +54,22 @@ from modelpilot.lifecycle import checks, gate, yamlio
     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
 )
 def validate(
-    model_uri: str, data: Path, config_path: Path, junit: Path | None, tracking_uri: str | None
+    model_uri: str,
+    data: Path,
+    config_path: Path,
+    registered_name: str | None,
+    junit: Path | None,
+    tracking_uri: str | None,
 ) -> None:
     """Score MODEL on DATA against the thresholds of CONFIG (and against the champion)."""
     config = gate.parse_config(yamlio.load_mapping(config_path, option="--config"))
-    found, _ = gate.run(model_uri=model_uri, data=data, config=config, tracking_uri=tracking_uri)
+    found, _ = gate.run(
+        model_uri=model_uri,
+        data=data,
+        config=config,
+        tracking_uri=tracking_uri,
+        registered_name=registered_name,
+    )
     click.echo(checks.render_table(found))
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)

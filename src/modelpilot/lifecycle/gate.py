@@ -185,8 +185,13 @@ def run(
     data: Path,
     config: GateConfig,
     tracking_uri: str | None,
+    registered_name: str | None = None,
 ) -> tuple[list[checks.Check], dict[str, Any]]:
-    """Measure the candidate (and its champion) and return the checks plus the measurements."""
+    """Measure the candidate (and its champion) and return the checks plus the measurements.
+
+    The champion is looked up under the candidate's registered name, or `registered_name` when the
+    candidate is a `runs:/` URI not registered yet (the CI order: gate first, then register).
+    """
     match = _MODEL_URI.match(model_uri)
     if match is None and not model_uri.startswith("runs:/"):
         raise errors.InputError(
@@ -204,8 +209,9 @@ def run(
     )
     champion_scores = None
     label = "champion"
-    if config.regression_against is not None and match is not None:
-        champion_uri = f"models:/{match['name']}@{config.regression_against}"
+    name = match["name"] if match is not None else registered_name
+    if config.regression_against is not None and name:
+        champion_uri = f"models:/{name}@{config.regression_against}"
         label = config.regression_against
         try:
             champion_model = runs.load_pyfunc(champion_uri)

@@ -17,6 +17,7 @@ artifact; a run that raises is ended FAILED, not left RUNNING. All MLflow calls 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import shlex
 import subprocess
@@ -126,4 +127,8 @@ def run(
     }
     with runs.start_run(experiment=experiment, run_name=run_name, tags=provenance) as run_id:
         runs.log_dict(environment(), "environment.json")
+        # CI reads the run id from this file to gate and register the model it just trained.
+        id_file = os.environ.get("MODELPILOT_RUN_ID_FILE")
+        if id_file:
+            Path(id_file).write_text(run_id + "\n")
         yield Run(run_id=run_id)
