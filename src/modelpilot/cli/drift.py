@@ -25,6 +25,7 @@ import rich.console
 import rich.table
 
 from modelpilot import errors, tabular
+from modelpilot.driftjob import cli as driftjob_cli
 from modelpilot.stats import drift as drift_stats
 
 JSON_KEYS = (
@@ -239,3 +240,7 @@ def compute(
             click.echo(f"report written to {report}")
     if fail_on_drift and result.drifted_features:
         raise errors.CheckFailed(f"drift in {', '.join(result.drifted_features)}")
+
+
+# `drift run`, the drift CronJob's command, lives with the data plane (services/.../driftjob).
+drift.add_command(driftjob_cli.run)
