@@ -50,9 +50,10 @@ def _default_repo() -> Path:
 )
 @click.option("--plain", is_flag=True, help="Plain log lines even on a terminal.")
 @click.option(
-    "--no-prometheus",
+    "--prometheus",
+    "use_prometheus",
     is_flag=True,
-    help="Do not start Prometheus; the operator reads the routers' /stats.",
+    help="Run Prometheus and have the operator read the counts from it (default: router /stats).",
 )
 @click.pass_context
 def demo(
@@ -62,7 +63,7 @@ def demo(
     rate: float,
     experiment_timeout: float,
     plain: bool,
-    no_prometheus: bool,
+    use_prometheus: bool,
 ) -> None:
     """The whole loop on this machine: MLflow, the local control plane, the operator, two models,
     an Thompson-sampling experiment that promotes the better one, then a drift run. Leaves
@@ -78,7 +79,7 @@ def demo(
         rate=rate,
         experiment_timeout=experiment_timeout,
         live=False if plain else None,
-        use_prometheus=not no_prometheus,
+        use_prometheus=use_prometheus,
     )
     timeline = flow.Demo(options).run()
     unfinished = [s for s in timeline.steps if s.status != "done"]

@@ -70,7 +70,7 @@ class Options:
     rate: float = 40.0
     experiment_timeout: float = 240.0
     live: bool | None = None
-    use_prometheus: bool = True
+    use_prometheus: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,6 +92,9 @@ class Demo:
         self.prometheus_url: str | None = None
         self._prom_targets = self.state / "prometheus" / "targets.json"
         self.versions: dict[str, str] = {}
+        # Chosen up front: the operator, started before the router exists, is told where the
+        # router's /stats will be (pods on the local plane have no reachable IP).
+        self.router_port = ports.free_port()
         self.users: traffic_mod.Users | None = None
         self._t0: float | None = None
 
@@ -252,6 +255,11 @@ class Demo:
         }
         if self.prometheus_url:
             env["MODELPILOT_OPERATOR_METRICS_SOURCE"] = self.prometheus_url
+        else:
+            env["MODELPILOT_OPERATOR_METRICS_SOURCE"] = "router"
+            key = f"{self.o.namespace}/{self.o.deployment}"
+            stats = [f"http://127.0.0.1:{self.router_port}/stats"]
+            env["MODELPILOT_EXPERIMENT_STATS_URLS"] = json.dumps({key: stats})
         child = self.sup.start(
             "operator", [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"], env=env
         )
@@ -352,6 +360,7 @@ class Demo:
             deployment=self.o.deployment,
             tracking_uri=self.tracking_uri,
             state_dir=self.state,
+            router_port=self.router_port,
         )
         plane = self.plane
 
@@ -422,7 +431,7 @@ class Demo:
             self.o.deployment,
             "--namespace",
             self.o.namespace,
-            "--json",
+            *(f"--window-url={url}" for url in self._stable_urls()),
         ]
         done = subprocess.run(
             cmd,
@@ -430,7 +439,7 @@ class Demo:
             text=True,
             timeout=300,
             check=False,
-            env={**os.environ, **self._child_env(), **self._window_env()},
+            env={**os.environ, **self._child_env()},
         )
         (self.state / "logs" / "drift-run.log").write_text(done.stdout + "\n" + done.stderr)
         if done.returncode != 0:
@@ -503,12 +512,15 @@ class Demo:
             time.sleep(0.5)  # polling with a deadline
         raise TimeoutError(f"{what}: not reached within {timeout:.0f}s")
 
-    def _window_env(self) -> dict[str, str]:
-        """Where the drift job finds the model-server windows on the local plane."""
+    def _stable_urls(self) -> list[str]:
+        """Where the drift job finds the stable model servers' windows on the local plane."""
         if self.plane is None:
-            return {}
-        urls = [r.url for r in self.plane.by_component(localplane_mod.MODEL_SERVER) if r.ready]
-        return {"MODELPILOT_DRIFT_WINDOW_URLS": ",".join(urls)}
+            return []
+        return [
+            r.url
+            for r in self.plane.by_component(localplane_mod.MODEL_SERVER)
+            if r.ready and r.spec.variant == "stable"
+        ]
 
     def _start_prometheus(self) -> None:
         binary = shutil.which("prometheus")

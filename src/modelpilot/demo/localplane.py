@@ -67,6 +67,7 @@ class LocalPlane:
         deployment: str,
         tracking_uri: str,
         state_dir: Path,
+        router_port: int | None = None,
     ) -> None:
         self.sup = supervisor
         self.kubectl = kubectl
@@ -76,6 +77,7 @@ class LocalPlane:
         self.running: dict[str, Running] = {}
         self.events: list[str] = []
         self._routes_text = ""
+        self.router_port = router_port
 
     # -- queries --------------------------------------------------------------------------
     def by_component(self, component: str) -> list[Running]:
@@ -137,7 +139,7 @@ class LocalPlane:
             return  # no ready backend yet
         if current is not None:
             self._stop(name, why="its pod template changed")
-        port = ports.free_port()
+        port = self.router_port if component == ROUTER and self.router_port else ports.free_port()
         if component == MODEL_SERVER:
             overrides = {
                 "MODELPILOT_SERVER_HOST": "127.0.0.1",

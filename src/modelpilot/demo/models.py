@@ -2,8 +2,8 @@
 
 The champion is a logistic regression (about 72% accurate on the demo's data), the challenger a
 random forest (about 91%): a real difference, measured on a held-out set and logged as a metric.
-Each run logs its training data (`data/train.csv`, which registration turns into the version's
-reference profile) and the model with its signature through `modelpilot.registry.runs`; the
+Each run, a `modelpilot.lifecycle.tracking` run, logs its training data (`data/train.csv`, which
+registration turns into the version's reference profile) and the model with its signature; the
 versions are registered with `modelpilot models register`, the same command a user runs. The one
 design decision: a second demo run reuses the versions a first run registered (found by the
 `modelpilot.demo.role` tag on the tracking server under `.demo/`), so it skips training.
@@ -23,8 +23,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from modelpilot.demo import dataset
+from modelpilot.lifecycle import tracking
 from modelpilot.registry import client as registry_client
-from modelpilot.registry import runs
 
 ROLE_TAG = "modelpilot.demo.role"
 EXPERIMENT = "modelpilot-demo"
@@ -68,7 +68,6 @@ def find_existing(tracking_uri: str, model_name: str) -> dict[str, Registered]:
 
 def train_and_log(*, tracking_uri: str, seed: int) -> dict[str, tuple[str, float]]:
     """Train both models and log them in two runs; returns role -> (run id, test accuracy)."""
-    mlflow.set_tracking_uri(tracking_uri)
     rng = np.random.default_rng(seed)
     x_train, y_train = dataset.sample(rng, 4000)
     x_test, y_test = dataset.sample(rng, 4000)
@@ -81,14 +80,16 @@ def train_and_log(*, tracking_uri: str, seed: int) -> dict[str, tuple[str, float
     }
     out: dict[str, tuple[str, float]] = {}
     for role, model in candidates.items():
-        with runs.start_run(experiment=EXPERIMENT, run_name=f"demo-{role}") as run_id:
+        with tracking.run(
+            experiment=EXPERIMENT, tracking_uri=tracking_uri, run_name=f"demo-{role}"
+        ) as run:
             model.fit(_frame(x_train), y_train)
             accuracy = float((model.predict(_frame(x_test)) == y_test).mean())
-            runs.log_params({"model": type(model).__name__, "seed": seed, "role": role})
-            runs.log_metrics({"test_accuracy": accuracy})
-            runs.log_dataframe(train, name="train", context="training", targets="label")
-            runs.log_sklearn_model(model, input_example=_frame(x_train[:50]))
-        out[role] = (run_id, accuracy)
+            run.log_params({"model": type(model).__name__, "seed": seed, "role": role})
+            run.log_metrics({"test_accuracy": accuracy})
+            run.log_dataset(train, name="train", context="training", targets="label")
+            run.log_model(model, input_example=_frame(x_train[:50]))
+        out[role] = (run.run_id, accuracy)
     return out
 
 
@@ -102,7 +103,7 @@ def register(*, tracking_uri: str, model_name: str, run_id: str, role: str) -> s
         "register",
         "--tracking-uri",
         tracking_uri,
-        "--run-id",
+        "--run",
         run_id,
         "--name",
         model_name,
@@ -113,7 +114,10 @@ def register(*, tracking_uri: str, model_name: str, run_id: str, role: str) -> s
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[2:])} failed: {done.stderr.strip()[-800:]}")
-    version = str(json.loads(done.stdout)["version"])
+    answer = json.loads(done.stdout)
+    version = str(answer["version"])
+    if not answer.get("profile"):
+        raise RuntimeError(f"version {version} was registered without a reference profile")
     client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
     with registry_client.mapped_errors(f"model {model_name}"):
         client.set_model_version_tag(model_name, version, ROLE_TAG, role)

@@ -12,6 +12,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from modelpilot.cli import main as cli_main
 
 
@@ -48,6 +50,18 @@ def _module(name: str) -> bool:
         return False
 
 
+def _subcommand(group: str, name: str) -> bool:
+    """Is `modelpilot GROUP NAME` registered? (imports the group's module, not its work)"""
+    if group not in cli_main.COMMANDS:
+        return False
+    module, attr = cli_main.COMMANDS[group]
+    try:
+        command = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(command, click.Group) and name in command.commands
+
+
 def _yaml_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.yaml"))
 
@@ -63,7 +77,7 @@ def present(key: str, repo: Path) -> bool:
     if key == "operator":
         return "operator" in cli_main.COMMANDS
     if key == "register":
-        return "models" in cli_main.COMMANDS
+        return _subcommand("models", "register")
     if key == "modelserver":
         return _module("modelpilot.modelserver.app")
     if key == "router":
@@ -71,7 +85,7 @@ def present(key: str, repo: Path) -> bool:
     if key == "experiment":
         return _module("modelpilot.operator.experiment")
     if key == "driftrun":
-        return "drift" in cli_main.COMMANDS and _module("modelpilot.driftjob")
+        return _subcommand("drift", "run")
     raise KeyError(key)
 
 

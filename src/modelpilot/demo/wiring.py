@@ -25,6 +25,13 @@ from typing import Any
 VARIANT_LABEL = "modelpilot.io/variant"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
+# The images' ENTRYPOINTs (the Dockerfile's `model-server` and `router` targets), used when a pod
+# template gives no command of its own, as a container runtime would. A test checks the Dockerfile.
+IMAGE_ENTRYPOINTS: dict[str, tuple[str, ...]] = {
+    "model-server": ("python", "-m", "modelpilot.modelserver"),
+    "router": ("python", "-m", "modelpilot.router"),
+}
+
 
 class WiringError(ValueError):
     """An object the operator created does not have the shape the demo needs (names the field)."""
@@ -54,17 +61,24 @@ def _container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
     return first
 
 
-def build_argv(container: Mapping[str, Any], *, python: str = sys.executable) -> tuple[str, ...]:
-    """The container's command and args, with `modelpilot` and `python` mapped to this interpreter.
+def build_argv(
+    container: Mapping[str, Any],
+    *,
+    entrypoint: tuple[str, ...] = (),
+    python: str = sys.executable,
+) -> tuple[str, ...]:
+    """The process a container runs, with `modelpilot` and `python` mapped to this interpreter.
 
-    The image's entrypoints are the same console script and modules this checkout installs, so
+    As a container runtime does: `command` replaces the image's `entrypoint`, `args` follow. The
+    image's entrypoints are the console script and modules this checkout installs, so
     `modelpilot X` runs as `<python> -m modelpilot.cli.main X` and `python -m M` as `<python> -m M`.
     """
-    words = [str(w) for w in [*container.get("command", []), *container.get("args", [])]]
+    command = [str(w) for w in container.get("command", [])] or list(entrypoint)
+    words = [*command, *(str(w) for w in container.get("args", []))]
     if not words:
         raise WiringError(
-            f"container {container.get('name', '?')}: no command or args; the demo cannot tell "
-            "which process to run (the image's entrypoint is not known locally)"
+            f"container {container.get('name', '?')}: no command, and the image's entrypoint is "
+            "not known locally"
         )
     program = os.path.basename(words[0])
     if program == "modelpilot":
@@ -117,15 +131,16 @@ def build_local_process(
     name = str(meta.get("name", ""))
     namespace = str(meta.get("namespace", "default"))
     container = _container(deployment)
+    component = str(labels.get(COMPONENT_LABEL, ""))
     env = build_env(container, pod_name=f"{name}-local", namespace=namespace)
     env.update(overrides)
     for key in drop:
         env.pop(key, None)
     return LocalProcess(
         name=name,
-        component=str(labels.get(COMPONENT_LABEL, "")),
+        component=component,
         variant=labels.get(VARIANT_LABEL),
-        argv=build_argv(container, python=python),
+        argv=build_argv(container, entrypoint=IMAGE_ENTRYPOINTS.get(component, ()), python=python),
         env=env,
         fingerprint=fingerprint(deployment),
     )
