@@ -173,7 +173,18 @@ test-delivery: venv k8s-binaries promtool ## the delivery tests (chart, bundle, 
 	$(PY) -m pytest tests/delivery $(PYTEST_ARGS)
 
 # [demo targets]
+.PHONY: demo demo-report
+demo: venv k8s-binaries ## the whole loop locally: MLflow, control plane, operator, Thompson experiment, promotion, drift; report in .demo/
+	$(VENV)/bin/modelpilot demo --state-dir .demo
+
+demo-report: venv ## rebuild .demo/report.html from the last run's .demo/timeline.json
+	$(VENV)/bin/modelpilot demo report --timeline .demo/timeline.json --out .demo/report.html
+
 # [bench targets]
+.PHONY: bench
+bench: venv k8s-binaries ## run every bench-* target present, then write bench/RESULTS.md (machine, versions, ratios)
+	$(PY) bench/report.py --run --make "$(MAKE)"
+
 .PHONY: bench-drift
 bench-drift: venv ## drift stats (PSI+KS+JS per column): modelpilot vs plain loop vs Evidently, 200k x 20 and 1M x 50
 	@mkdir -p bench/out
