@@ -91,7 +91,14 @@ def bin_numeric(values: FloatArray, edges: FloatArray) -> tuple[IntArray, int]:
     """Counts of the non-null values per bin (len(edges) + 1 bins) and the null count."""
     nulls = np.isnan(values)
     n_null = int(nulls.sum())
-    finite = values[~nulls] if n_null else values
+    # Contiguous first: a column of a row-major matrix is strided, and every pass below reads it.
+    finite = values[~nulls] if n_null else np.ascontiguousarray(values)
+    if edges.shape[0] <= 32:
+        # A few edges: one vectorised comparison per edge beats a binary search per value (the
+        # branchy searchsorted), and counts the same bins [e_{i-1}, e_i).
+        below = [int(np.count_nonzero(finite < e)) for e in edges.tolist()]
+        cuts = np.array([0, *below, finite.shape[0]], dtype=np.int64)
+        return np.diff(cuts), n_null
     idx = np.searchsorted(edges, finite, side="right")
     counts = np.bincount(idx, minlength=edges.shape[0] + 1).astype(np.int64)
     return counts, n_null
