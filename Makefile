@@ -48,6 +48,16 @@ k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modu
 
 # ---- sections filled in by each area (keep each area's targets in its block) -------------
 # [control-plane targets]
+.PHONY: cluster-up cluster-down test-k8s
+cluster-up: venv k8s-binaries ## start the local control plane; writes .cluster/kubeconfig
+	$(PY) -m modelpilot.testing.controlplane up --dir .cluster
+
+cluster-down: venv ## stop the control plane started by cluster-up (no process left behind)
+	$(PY) -m modelpilot.testing.controlplane down --dir .cluster
+
+test-k8s: venv k8s-binaries ## the control-plane tier only (tests marked k8s)
+	$(PY) -m pytest -m "k8s and not kind" $(PYTEST_ARGS)
+
 # [services targets]
 # [lifecycle targets]
 .PHONY: lifecycle-test examples sweep-example

@@ -162,6 +162,8 @@ else
         for pkgvar in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
           ldflags+=" -X ${pkgvar}.gitVersion=${kv} -X ${pkgvar}.gitMajor=${kmaj} -X ${pkgvar}.gitMinor=${kmin}"
           ldflags+=" -X ${pkgvar}.gitTreeState=clean -X ${pkgvar}.buildDate=${kdate:-1970-01-01T00:00:00Z}"
+          # The proxy does not say which commit a module version is; name the module instead.
+          ldflags+=" -X ${pkgvar}.gitCommit=module:k8s.io/kubernetes@${kv}"
         done
         ;;
       kwok)
@@ -177,8 +179,9 @@ else
     esac
     log "[${i}/${#TODO[@]}] ${b} <- ${pkg}"
     start=${SECONDS}
-    # A ticker so a long compile shows it is alive.
+    # A ticker so a long compile shows it is alive (it must not inherit the lock's descriptor).
     (
+      exec 9>&-
       while sleep 30; do log "    ... ${b}: $((SECONDS - start))s elapsed (total $((SECONDS - TOTAL_START))s)"; done
     ) &
     ticker=$!

@@ -2,15 +2,20 @@
 
 - `mlflow_server` (session): a real `mlflow server` with a SQLite store and served artifacts.
   Tests that use it are marked `mlflow`.
+- `control_plane` (session): a real Kubernetes control plane (etcd, kube-apiserver with RBAC,
+  controller-manager, scheduler, kwok with one fake Ready node); binaries built on first use.
+  Tests that use it are marked `k8s`; a failing one gets the components' log tails in its report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from modelpilot.testing import controlplane as controlplane_harness
 from modelpilot.testing import mlflow_server as mlflow_harness
 
 
@@ -26,3 +31,37 @@ def tracking_uri(mlflow_server: mlflow_harness.MlflowServer, monkeypatch: pytest
     """The server's URI, also set as MLFLOW_TRACKING_URI for code that reads the environment."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.tracking_uri)
     return mlflow_server.tracking_uri
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[controlplane_harness.ControlPlane]:
+    """One control plane for the session, in a temporary directory removed at teardown."""
+    with controlplane_harness.running() as plane:
+        yield plane
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find) the control-plane binaries before any test runs, outside test timeouts.
+
+    Only when a selected test uses `control_plane`; the build's progress is shown live.
+    """
+    if session.config.option.collectonly:
+        return
+    if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    live = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    with live:
+        controlplane_harness.ensure_binaries()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the control plane's component logs to a failing test that used it."""
+    report = yield
+    plane = getattr(item, "funcargs", {}).get("control_plane")
+    if report.failed and isinstance(plane, controlplane_harness.ControlPlane):
+        report.sections.append(("control plane logs", plane.logs_tail()))
+    return report
