@@ -66,7 +66,7 @@ def build_registry(
     """A registry with every handler module's handlers (the Experiment ones if present)."""
     tune_mlflow_client()
     metrics = metrics or metrics_mod.make_metrics()
-    registry = kopf.OperatorRegistry()
+    registry = kopf.SmartOperatorRegistry()  # keeps kopf's default login handlers
     modeldeployment.register(registry, settings=settings, metrics=metrics)
     if importlib.util.find_spec(EXPERIMENT_HANDLERS) is not None:
         experiment: Any = importlib.import_module(EXPERIMENT_HANDLERS)
