@@ -126,8 +126,9 @@ def crd(
         {
             "apiVersion": s.string("Versioned schema of this object.", max_length=None),
             "kind": s.string("REST resource this object represents.", max_length=None),
-            # The API server allows no description or properties on metadata beyond name rules.
-            "metadata": {"type": "object"},
+            # The API server allows nothing on metadata beyond name rules; declaring `name` lets
+            # the root CEL rules point their errors at it (fieldPath .metadata.name).
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": spec,
             "status": status,
         },
@@ -182,10 +183,12 @@ NAME_RULES = [
         "self.metadata.name.size() <= 40",
         "metadata.name must be at most 40 characters: it prefixes the names of the objects "
         "the resource owns",
+        field_path=".metadata.name",
     ),
     s.rule(
         "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
         "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting "
         "with a letter): it names Services",
+        field_path=".metadata.name",
     ),
 ]

@@ -109,7 +109,7 @@ def request(
         resource_path=resource_path,
         query_params=list((query or {}).items()),
         header_params=headers,
-        body=json.dumps(body) if body is not None else None,
+        body=body,  # serialized by the client (JSON, which is also valid YAML for apply)
         auth_settings=["BearerToken"],
     )[:4]
     response = api.call_api(

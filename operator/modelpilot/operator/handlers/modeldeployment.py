@@ -271,8 +271,14 @@ class Controller:
 
 def _event(body: Mapping[str, Any], *, warning: bool, reason: str, message: str) -> None:
     """A Kubernetes Event on the ModelDeployment (kopf posts it asynchronously)."""
-    post = kopf.warn if warning else kopf.info
-    post(cast(kopf.Body, body), reason=reason, message=message)
+    # kopf.event, not kopf.info: the latter obeys posting.level, which we keep at WARNING so that
+    # ordinary log lines do not become Events.
+    kopf.event(
+        cast(kopf.Body, body),
+        type="Warning" if warning else "Normal",
+        reason=reason,
+        message=message,
+    )
 
 
 def _events_on_flips(
