@@ -109,7 +109,15 @@ def _spec() -> s.Schema:
                         max_length=32,
                     ),
                 },
-                default={},
+                # The per-field defaults spelled out: the API server checks the CEL rule below
+                # against this default, to which the per-field defaults are not applied.
+                default={
+                    "type": "thompson",
+                    "minWeight": 5,
+                    "maxWeight": 90,
+                    "epsilon": 0.1,
+                    "updateInterval": "30s",
+                },
                 rules=[
                     s.rule(
                         "self.minWeight <= self.maxWeight",
