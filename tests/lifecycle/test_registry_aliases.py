@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow.pyfunc
 import pytest
@@ -14,7 +15,7 @@ from modelpilot.lifecycle import registration
 from modelpilot.registry import client as registry_client
 from modelpilot.registry import models, profiles
 
-from .conftest import log_iris_model
+from .conftest import iris_split, log_iris_model
 
 pytestmark = pytest.mark.mlflow
 NAME = "alias-roundtrip"
@@ -196,3 +197,66 @@ def test_an_alias_can_be_removed_and_the_removal_is_in_the_history(
     c = registry_client.make_client(uri)
     assert models.alias_holder(c, name=NAME, alias="shadow") is None
     assert models.history(c, name=NAME)[-1]["action"] == "unalias"
+
+
+def test_data_is_validated_against_the_profile_stored_with_a_version(
+    uri: str, three_versions: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, test = iris_split()
+    features = test.drop(columns=["species"])
+    same = tmp_path / "same.csv"
+    features.to_csv(same, index=False)
+    shifted = tmp_path / "shifted.csv"
+    features.assign(petal_length=features["petal_length"] + 20).to_csv(shifted, index=False)
+    ref = f"models:/{NAME}/{three_versions[0]}"
+    base = ["data", "validate", "--profile", ref, "--tracking-uri", uri]
+    code, out, err = run_cli([*base, "--data", str(same)], capsys)
+    assert code == 0, err
+    assert "petal_length.range" in out
+    code, out, err = run_cli([*base, "--data", str(shifted)], capsys)
+    assert code == 1
+    assert "petal_length.range" in err
+    assert "sepal_length" not in err
+
+
+def test_the_model_card_command_writes_the_card_of_a_version(
+    uri: str, three_versions: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use = tmp_path / "use.yaml"
+    use.write_text("primary_uses: testing\nlicense: mit\n")
+    out_dir = tmp_path / "card"
+    code, _, err = run_cli(
+        [
+            "model-card",
+            "--name",
+            NAME,
+            "--version",
+            three_versions[1],
+            "--intended-use",
+            str(use),
+            "--out",
+            str(out_dir),
+            "--resamples",
+            "200",
+            "--tracking-uri",
+            uri,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    card = json.loads((out_dir / "model_card.json").read_text())
+    assert card["model"]["version"] == three_versions[1]
+    assert card["evaluation"]["n_test"] == 45
+    assert set(card["evaluation"]["per_class_f1"]) == {"0", "1", "2"}
+    c = registry_client.make_client(uri)
+    run_id = models.get_version(c, name=NAME, version=three_versions[1]).run_id
+    logged = {a.path for a in c.list_artifacts(run_id, "model_card")}
+    assert logged == {
+        f"model_card/{f}"
+        for f in (
+            "model_card.md",
+            "model_card.json",
+            "confusion_matrix.png",
+            "feature_importance.png",
+        )
+    }

@@ -39,7 +39,7 @@ def finished(uri: str, tmp_path_factory: pytest.TempPathFactory) -> Finished:
     first = sweep.run_sweep(config=config, storage=storage, tracking_uri=uri, max_trials=12)
     second = sweep.run_sweep(config=config, storage=storage, tracking_uri=uri)
     study = optuna.load_study(study_name=config.name, storage=storage)
-    return {"config": config, "first": first, "second": second, "study": study, "storage": storage}
+    return Finished(first=first, second=second, study=study)
 
 
 def test_the_example_sweep_searches_two_parameters_with_tpe() -> None:
