@@ -66,7 +66,10 @@ def build_registry(
     """A registry with every handler module's handlers (the Experiment ones if present)."""
     tune_mlflow_client()
     metrics = metrics or metrics_mod.make_metrics()
-    registry = kopf.SmartOperatorRegistry()  # keeps kopf's default login handlers
+    registry = kopf.OperatorRegistry()
+    # A registry made by hand has no login handlers (only kopf's default one gets them): without
+    # this, `kopf.run` finds no credentials in any kubeconfig ("Ran out of valid credentials").
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     modeldeployment.register(registry, settings=settings, metrics=metrics)
     if importlib.util.find_spec(EXPERIMENT_HANDLERS) is not None:
         experiment: Any = importlib.import_module(EXPERIMENT_HANDLERS)
