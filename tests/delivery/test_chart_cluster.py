@@ -187,9 +187,18 @@ def test_helm_install_wait_brings_the_operator_to_ready(
 
 def test_helm_test_passes(control_plane: controlplane_harness.ControlPlane, installed: str) -> None:
     proc = control_plane.helm("test", installed, "-n", NAMESPACE, "--timeout", "120s", timeout=180)
-    assert "Phase:          Succeeded" in proc.stdout or "Succeeded" in proc.stdout
-    assert "modelpilot-test-operator" in proc.stdout
-    assert "modelpilot-test-mlflow" in proc.stdout
+    # helm prints one block per test hook: "TEST SUITE:     <name>" ... "Phase:          <phase>".
+    phases: dict[str, str] = {}
+    suite = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("TEST SUITE:") and "None" not in line:
+            suite = line.split(":", 1)[1].strip()
+        elif line.startswith("Phase:") and suite is not None:
+            phases[suite] = line.split(":", 1)[1].strip()
+    assert phases == {
+        "modelpilot-test-operator": "Succeeded",
+        "modelpilot-test-mlflow": "Succeeded",
+    }
 
 
 def _can_i(
