@@ -90,6 +90,14 @@ def _ensure_namespace(plane: controlplane_harness.ControlPlane, name: str) -> No
     plane.kubectl("apply", "-f", "-", input=manifest)
 
 
+def test_the_api_server_checking_the_chart_is_kubernetes_1_36(
+    control_plane: controlplane_harness.ControlPlane,
+) -> None:
+    status, version = control_plane.api_get("/version")
+    assert status == 200
+    assert (version["major"], version["minor"].rstrip("+")) == ("1", "36")
+
+
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
 def test_every_rendered_object_is_accepted_by_the_api_server(
     control_plane: controlplane_harness.ControlPlane, values_file: Path
