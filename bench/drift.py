@@ -220,6 +220,7 @@ def worker(side: str, rows: int, cols: int, seed: int, repeat: int) -> dict[str,
         {
             "side": side,
             "seconds": statistics.median(times),
+            "min_seconds": min(times),
             "all_seconds": times,
             "peak_mib": max(peaks),
             "peak_is_exact": exact_peak,
@@ -236,8 +237,8 @@ def run_side(side: str, *, rows: int, cols: int, seed: int, repeat: int) -> dict
         raise SystemExit(f"bench side {side} failed:\n{proc.stderr[-3000:]}")
     data: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        f"  {side:<18} {rows:>9,} x {cols:<3} {data['seconds']:8.3f} s   "
-        f"peak +{data['peak_mib']:7.1f} MiB",
+        f"  {side:<18} {rows:>9,} x {cols:<3} {data['seconds']:8.3f} s "
+        f"(min {data['min_seconds']:.3f})   peak +{data['peak_mib']:7.1f} MiB",
         flush=True,
     )
     return data

@@ -389,7 +389,7 @@ class WindowSketch:
         return self.columns[name].null_count
 
     def sample(self, name: str) -> FloatArray:
-        """The sampled non-null values of a numeric column (in key order, not sorted)."""
+        """The sampled non-null values of a numeric column (in no particular order)."""
         return self.columns[name].sample
 
     def null_rate(self, name: str) -> float:
@@ -414,9 +414,9 @@ class WindowSketch:
         if n == 0:
             return
         keys = self._keys(n)
-        order = np.argsort(keys, kind="stable")
+        bottom = _bottom_k(keys, self.reservoir_size)
         for name, arr in arrays.items():
-            self._update_column(name, arr, keys, order)
+            self._update_column(name, arr, keys, bottom)
         self.row_count += n
 
     def update_rows(self, matrix: Any) -> None:
@@ -430,7 +430,7 @@ class WindowSketch:
         self.update({name: arr[:, i] for i, name in enumerate(self._kinds)})
 
     def _update_column(
-        self, name: str, arr: npt.NDArray[Any], keys: FloatArray, order: IntArray
+        self, name: str, arr: npt.NDArray[Any], keys: FloatArray, bottom: IntArray
     ) -> None:
         col = self.columns[name]
         if self._kinds[name] == "numeric":
@@ -447,9 +447,11 @@ class WindowSketch:
         if self._kinds[name] != "numeric":
             return
         # Bottom-k: the k smallest keys among the non-null rows of this batch, then of the union.
-        take = (
-            order[~nulls[order]][: self.reservoir_size] if n_null else order[: self.reservoir_size]
-        )
+        if n_null:
+            present = np.flatnonzero(~nulls)
+            take = present[_bottom_k(keys[present], self.reservoir_size)]
+        else:
+            take = bottom
         self._merge_sample(col, sample_values[take], keys[take])
 
     def _merge_sample(self, col: _ColumnWindow, values: FloatArray, keys: FloatArray) -> None:
@@ -527,6 +529,14 @@ class WindowSketch:
             if col.counts.shape[0] != sketch._n_bins(name):
                 raise errors.InputError(f"window sketch: column {name!r} has the wrong bin count")
         return sketch
+
+
+def _bottom_k(keys: FloatArray, k: int) -> IntArray:
+    """Indices of the k smallest keys (all of them if there are fewer), in linear time."""
+    if keys.shape[0] <= k:
+        return np.arange(keys.shape[0])
+    out: IntArray = np.argpartition(keys, k - 1)[:k]
+    return out
 
 
 def merge_all(sketches: Iterable[WindowSketch]) -> WindowSketch:
