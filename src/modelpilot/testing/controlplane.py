@@ -300,14 +300,32 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+# Shutdown order matters: the API server's clients first, then the API server (while it drains
+# it still needs etcd; with etcd gone first it retries for good), then etcd.
+_STOP_STAGES = (
+    ("kwok", "kube-scheduler", "kube-controller-manager"),
+    ("kube-apiserver",),
+    ("etcd",),
+)
+
+
 def _stop_groups(
     groups: dict[str, int],
     *,
     procs: dict[str, subprocess.Popen[bytes]] | None = None,
     grace: float = 10.0,
 ) -> None:
-    """SIGTERM every group, wait up to `grace` seconds, then SIGKILL what is left."""
-    procs = procs or {}
+    """Stop the groups stage by stage: SIGTERM, wait up to `grace` seconds, then SIGKILL."""
+    staged = [[n for n in stage if n in groups] for stage in _STOP_STAGES]
+    others = [n for n in groups if not any(n in stage for stage in staged)]
+    for stage in [others, *staged]:
+        if stage:
+            _stop_stage({n: groups[n] for n in stage}, procs=procs or {}, grace=grace)
+
+
+def _stop_stage(
+    groups: dict[str, int], *, procs: dict[str, subprocess.Popen[bytes]], grace: float
+) -> None:
     for pgid in groups.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
@@ -322,7 +340,10 @@ def _stop_groups(
             if not _group_alive(pgid):
                 break
             time.sleep(0.05)
+        if proc is not None:
+            proc.poll()  # reap it, so that a zombie does not count as alive
         if _group_alive(pgid):
+            print(f"controlplane: {name} survived SIGTERM for {grace:.0f}s", file=sys.stderr)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
         if proc is not None:
@@ -399,6 +420,7 @@ class ControlPlane:
     admin_token: str
     log_dir: Path
     startup_seconds: float
+    startup_marks: tuple[tuple[str, float], ...] = ()  # (what became ready, seconds after start)
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "HELM_"))}
@@ -510,8 +532,13 @@ def _poll(
     deadline: float,
     procs: dict[str, subprocess.Popen[bytes]],
     log_dir: Path,
+    marks: list[tuple[str, float]],
+    started: float,
 ) -> None:
-    """Call `check` until it is true; fail early, with the log tail, if a component exits."""
+    """Call `check` until it is true; fail early, with the log tail, if a component exits.
+
+    Appends (what, seconds since `started`) to `marks` once it holds.
+    """
     while True:
         for name, proc in procs.items():
             if proc.poll() is not None:
@@ -521,6 +548,7 @@ def _poll(
                 )
         try:
             if check():
+                marks.append((what, round(time.monotonic() - started, 2)))
                 return
         except (OSError, urllib.error.URLError, ValueError):
             pass
@@ -654,6 +682,15 @@ def _start_plane(
     shutil.copyfile(admin_kubeconfig, kubeconfig)
     kubeconfig.chmod(0o600)
 
+    marks: list[tuple[str, float]] = []
+    poll = functools.partial(
+        _poll,
+        deadline=deadline,
+        procs=launcher.procs,
+        log_dir=launcher.log_dir,
+        marks=marks,
+        started=started,
+    )
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     launcher.start(
         "etcd",
@@ -675,13 +712,7 @@ def _start_plane(
         with urllib.request.urlopen(f"{etcd_url}/health", timeout=1) as resp:
             return bool(json.loads(resp.read()).get("health") == "true")
 
-    _poll(
-        "etcd health",
-        etcd_healthy,
-        deadline=deadline,
-        procs=launcher.procs,
-        log_dir=launcher.log_dir,
-    )
+    poll("etcd health", etcd_healthy)
 
     launcher.start(
         "kube-apiserver",
@@ -721,13 +752,7 @@ def _start_plane(
         status, _ = _api_request(server, pki.ca_cert, admin_token, "GET", "/readyz")
         return status == 200
 
-    _poll(
-        "kube-apiserver /readyz",
-        api_ready,
-        deadline=deadline,
-        procs=launcher.procs,
-        log_dir=launcher.log_dir,
-    )
+    poll("kube-apiserver /readyz", api_ready)
 
     cm_kubeconfig = client_kubeconfig("controller-manager")
     launcher.start(
@@ -797,9 +822,6 @@ def _start_plane(
         path = "/api/v1/namespaces/default/serviceaccounts/default"
         return _api_request(server, pki.ca_cert, admin_token, "GET", path)[0] == 200
 
-    poll = functools.partial(
-        _poll, deadline=deadline, procs=launcher.procs, log_dir=launcher.log_dir
-    )
     poll(
         "kube-controller-manager /healthz",
         lambda: _https_ok(f"https://127.0.0.1:{cm_port}/healthz"),
@@ -817,6 +839,7 @@ def _start_plane(
         admin_token=admin_token,
         log_dir=launcher.log_dir,
         startup_seconds=time.monotonic() - started,
+        startup_marks=tuple(marks),
     )
 
 
@@ -924,6 +947,7 @@ def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float) -> int:
     for proc in launcher.procs.values():
         proc.returncode = 0  # silence Popen's "still running" warning; we never wait on them
     print(f"control plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
+    print("  " + ", ".join(f"{what} {at:.1f}s" for what, at in plane.startup_marks))
     print(f"  kubeconfig: {plane.kubeconfig}")
     print(f"  binaries:   {plane.binaries}")
     print(f"  logs:       {plane.log_dir}")
@@ -938,7 +962,7 @@ def _cmd_down(state_dir: Path) -> int:
         return 0
     pidfile = _PidFile.load(pid_path)
     live = pidfile.live_groups()
-    _stop_groups(dict(reversed(list(live.items()))))
+    _stop_groups(live)
     left = [n for n, g in live.items() if _group_alive(g)]
     if left:
         print(f"could not stop {', '.join(left)}", file=sys.stderr)
