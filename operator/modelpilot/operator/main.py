@@ -68,8 +68,8 @@ def build_registry(
     metrics = metrics or metrics_mod.make_metrics()
     registry = kopf.OperatorRegistry()
     # A registry made by hand has no login handlers (only kopf's default one gets them): without
-    # this, `kopf.run` finds no credentials in any kubeconfig ("Ran out of valid credentials").
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+    # one, `kopf.run` finds no credentials in any kubeconfig ("Ran out of valid credentials").
+    _login(registry)
     modeldeployment.register(registry, settings=settings, metrics=metrics)
     if importlib.util.find_spec(EXPERIMENT_HANDLERS) is not None:
         experiment: Any = importlib.import_module(EXPERIMENT_HANDLERS)
@@ -77,6 +77,18 @@ def build_registry(
     if settings.metrics_port:
         _serve_metrics(registry, port=settings.metrics_port, metrics=metrics)
     return registry
+
+
+def _login(registry: kopf.OperatorRegistry) -> None:
+    @kopf.on.login(registry=registry)
+    def operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The ServiceAccount in a pod, else $KUBECONFIG as it is now. Not kopf.login_via_client:
+        # the kubernetes library reads KUBECONFIG once, when `kubernetes.config` is first imported,
+        # which is too early for a process (the tests) that chooses the identity later.
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
+            **kwargs
+        ) or kopf.login_with_kubeconfig(**kwargs)
+        return info
 
 
 def _serve_metrics(
