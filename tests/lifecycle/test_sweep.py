@@ -100,3 +100,50 @@ def test_pruning_stops_at_least_one_poor_trial_before_its_last_epoch(
     for t in pruned:
         step = max(t.intermediate_values)
         assert t.intermediate_values[step] <= best.intermediate_values[step]
+
+
+PROGRAM = """\
+def train(params, reporter):
+    x = params["x"]
+    if x > 0.8:
+        raise ValueError("diverged")
+    value = 0.0
+    for step in range(5):
+        value = x * (1 - 0.5 ** (step + 1))
+        reporter.report(step, {"score": value})
+    return {"score": value}
+"""
+
+
+def test_hyperband_prunes_and_a_crashing_trial_fails_without_stopping_the_sweep(
+    uri: str, tmp_path: Path
+) -> None:
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    config = sweep.parse_config(
+        {
+            "name": "hyperband-crash",
+            "program": "prog.py",
+            "method": "random",
+            "seed": 3,
+            "metric": {"name": "score", "goal": "maximize"},
+            "run_cap": 10,
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+            "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 3},
+        },
+        base_dir=tmp_path,
+    )
+    result = sweep.run_sweep(
+        config=config, storage=f"sqlite:///{tmp_path / 's.db'}", tracking_uri=uri
+    )
+    study = optuna.load_study(study_name="hyperband-crash", storage=result.storage)
+    states = [t.state for t in study.trials]
+    assert len(states) == 10
+    assert optuna.trial.TrialState.PRUNED in states
+    crashed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert crashed
+    assert all(t.params["x"] > 0.8 for t in crashed)
+    failed_run = runs.get_run(crashed[0].user_attrs["mlflow_run_id"])
+    assert failed_run.status == "FAILED"
+    assert failed_run.tags["modelpilot.sweep.error"] == "ValueError: diverged"
+    best_x = max(t.params["x"] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert result.best_params["x"] == pytest.approx(best_x)

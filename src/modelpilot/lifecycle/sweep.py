@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,10 @@ def suggest(trial: optuna.Trial, parameters: tuple[Parameter, ...]) -> dict[str,
     return out
 
 
+class TrialCrashedError(Exception):
+    """The program raised on one trial's parameters; the trial is FAILED, the sweep goes on."""
+
+
 class Reporter:
     """Handed to the program: report intermediate metrics; raises TrialPruned when told to stop."""
 
@@ -370,6 +375,21 @@ def run_sweep(
                             "modelpilot.sweep.pruned_at_step": str(reporter.last_step),
                         }
                     )
+                except errors.ModelpilotError:
+                    raise
+                except Exception as exc:
+                    # The program crashed on these parameters: keep the traceback with the trial's
+                    # run (ended FAILED) and let the sweep go on, as a W&B agent does.
+                    runs.set_tags(
+                        {
+                            "modelpilot.sweep.state": "failed",
+                            "modelpilot.sweep.error": f"{type(exc).__name__}: {exc}"[:500],
+                        }
+                    )
+                    runs.log_text(traceback.format_exc(), "error.txt")
+                    raise TrialCrashedError(
+                        f"trial {trial.number}: {type(exc).__name__}: {exc}"
+                    ) from exc
                 else:
                     if config.metric not in result:
                         raise errors.InputError(
@@ -384,7 +404,7 @@ def run_sweep(
             return float(result[config.metric])
 
         if todo > 0:
-            study.optimize(objective, n_trials=todo, catch=())
+            study.optimize(objective, n_trials=todo, catch=(TrialCrashedError,))
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise errors.CheckFailed(f"sweep {config.name}: no trial completed")
