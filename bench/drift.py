@@ -224,6 +224,7 @@ def worker(side: str, rows: int, cols: int, seed: int, repeat: int) -> dict[str,
             "all_seconds": times,
             "peak_mib": max(peaks),
             "peak_is_exact": exact_peak,
+            "load_average_1min": os.getloadavg()[0],
         }
     )
     return result
@@ -238,7 +239,8 @@ def run_side(side: str, *, rows: int, cols: int, seed: int, repeat: int) -> dict
     data: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
         f"  {side:<18} {rows:>9,} x {cols:<3} {data['seconds']:8.3f} s "
-        f"(min {data['min_seconds']:.3f})   peak +{data['peak_mib']:7.1f} MiB",
+        f"(min {data['min_seconds']:.3f})   peak +{data['peak_mib']:7.1f} MiB   "
+        f"load {data['load_average_1min']:.1f}",
         flush=True,
     )
     return data
@@ -393,6 +395,9 @@ def main() -> None:
             },
         },
         "figures": figures,
+        "load_average_1min": {
+            d["side"]: d["load_average_1min"] for d in (exact, sketch, loop, ev_psi, ev_def) if d
+        },
         "targets": targets,
         "checks": {
             "psi_bin_shares_identical_to_loop": shares_equal,
@@ -408,7 +413,8 @@ def main() -> None:
             "loop = per-column np.percentile + 2x np.histogram + PSI + jensenshannon + "
             "scipy.stats.ks_2samp; Evidently = Report([DataDriftPreset(...)]).run, DataFrames "
             "built before timing. Wall-clock medians of `repeat` runs (Evidently: one run), each "
-            "side in its own process; peak MiB = VmHWM above the resident size before the run."
+            "side in its own process; peak MiB = VmHWM above the resident size before the run. The "
+            "machine is shared: each side records the 1-minute load average after its runs."
         ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
