@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def _print_table(report: drift_stats.DriftReport) -> None:
     table = rich.table.Table(
         title=f"drift: {report.current_rows} current rows vs {report.reference_rows} reference rows"
     )
-    for col in ("column", "psi", "band", "ks stat", "ks p (BH)", "js", "null ref", "null cur"):
+    for col in ("column", "psi", "band", "ks stat", "p ks|chi2 (BH)", "js", "null ref", "null cur"):
         table.add_column(col, justify="left" if col == "column" else "right")
     table.add_column("drifted")
     for f in report.features:
@@ -84,7 +85,8 @@ def _print_table(report: drift_stats.DriftReport) -> None:
             _fmt(f.null_rate_current),
             "[bold red]yes[/]" if f.drifted else "no",
         )
-    console = rich.console.Console()
+    # Piped output has no terminal width; 120 columns keep the nine columns unabbreviated.
+    console = rich.console.Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     drifted = report.drifted_features
     console.print(
