@@ -948,10 +948,15 @@ def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float) -> int:
         proc.returncode = 0  # silence Popen's "still running" warning; we never wait on them
     print(f"control plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
     print("  " + ", ".join(f"{what} {at:.1f}s" for what, at in plane.startup_marks))
+    # kubectl, helm and friends on a short path, for `export PATH=$PWD/.cluster/bin:$PATH`.
+    bin_dir = state_dir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in REQUIRED_BINARIES:
+        (bin_dir / name).symlink_to(plane.binaries / name)
     print(f"  kubeconfig: {plane.kubeconfig}")
-    print(f"  binaries:   {plane.binaries}")
+    print(f"  binaries:   {bin_dir} -> {plane.binaries}")
     print(f"  logs:       {plane.log_dir}")
-    print(f"  try: {plane.binaries / 'kubectl'} --kubeconfig {plane.kubeconfig} get nodes")
+    print(f"  try: export PATH={bin_dir}:$PATH KUBECONFIG={plane.kubeconfig}; kubectl get nodes")
     return 0
 
 
