@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -29,12 +31,37 @@ def three_versions(uri: str) -> list[str]:
         LogisticRegression(C=0.05, max_iter=300),
     ]
     versions = []
-    for estimator in estimators:
+    for i, estimator in enumerate(estimators):
         run_id = log_iris_model(uri=uri, experiment="alias-roundtrip", model=estimator)
-        done = registration.register(
-            tracking_uri=uri, name=NAME, run_id=run_id, reason=f"test {type(estimator).__name__}"
-        )
-        versions.append(done.version.version)
+        if i < 2:
+            done = registration.register(
+                tracking_uri=uri,
+                name=NAME,
+                run_id=run_id,
+                reason=f"test {type(estimator).__name__}",
+            )
+            versions.append(done.version.version)
+            continue
+        # the third through the command line, as a user registers
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            cli_main.main(
+                [
+                    "models",
+                    "register",
+                    "--run",
+                    run_id,
+                    "--name",
+                    NAME,
+                    "--json",
+                    "--tracking-uri",
+                    uri,
+                ]
+            )
+        registered = json.loads(out.getvalue())
+        assert registered["run_id"] == run_id
+        assert registered["profile"].endswith("reference_profile.json")
+        versions.append(registered["version"])
     return versions
 
 
