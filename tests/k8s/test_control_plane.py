@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from modelpilot.testing import controlplane
+from modelpilot.testing import controlplane, ports
 
 pytestmark = pytest.mark.k8s
 
@@ -298,7 +299,7 @@ CHILD = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from modelpilot.testing import controlplane
+    from modelpilot.testing import controlplane, ports
     with controlplane.running(binaries=Path(sys.argv[1])) as plane:
         pids = json.loads((plane.state_dir / "pids.json").read_text())
         print(json.dumps({"state": str(plane.state_dir), "groups": pids["groups"]}), flush=True)
@@ -356,3 +357,29 @@ def test_cluster_up_then_down_serves_a_ready_node_and_leaves_no_process(
     assert down.returncode == 0, down.stderr
     assert not any(_alive(g) for g in groups)
     assert not state.exists()
+
+
+@pytest.mark.slow
+def test_a_port_taken_before_a_component_binds_it_is_retried_on_fresh_ports(
+    control_plane: controlplane.ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deterministic stand-in for the race: the first port handed out is already listened on.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real_free_port = ports.free_port
+        handed: list[int] = []
+
+        def free_port() -> int:
+            handed.append(taken if not handed else real_free_port())
+            return handed[-1]
+
+        monkeypatch.setattr(ports, "free_port", free_port)
+        with controlplane.running(binaries=control_plane.binaries) as plane:
+            assert str(taken) not in plane.server
+            assert plane.api_get("/readyz")[0] == 200
+            etcd_log = (plane.log_dir / "etcd.log").read_text()
+    assert handed[0] == taken
+    assert len(handed) == 10  # two attempts of five ports each
+    assert "address already in use" not in etcd_log  # the log of the attempt that worked

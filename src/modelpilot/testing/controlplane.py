@@ -639,9 +639,35 @@ class _Launcher:
             procs={n: self.procs[n] for n in names},
         )
         self.procs.clear()
+        self.pidfile.groups.clear()
+        self.pidfile.commands.clear()
+        self.pidfile.save()
 
 
 def _start_plane(
+    *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float
+) -> ControlPlane:
+    """Start the plane; start again, on fresh ports, if a port was taken in the meantime.
+
+    Ports are picked free and bound a few seconds later, by which time another process (another
+    test session, an outgoing connection) may own one; that shows as "address already in use".
+    """
+    for attempt in (1, 2, 3):
+        try:
+            return _start_plane_once(
+                state_dir=state_dir, binaries=binaries, launcher=launcher, timeout=timeout
+            )
+        except ControlPlaneError as exc:
+            if "address already in use" not in str(exc) or attempt == 3:
+                raise
+            launcher.stop()
+            for sub in ("etcd", "pki", "kubeconfigs", "logs"):
+                shutil.rmtree(state_dir / sub, ignore_errors=True)
+            launcher.log_dir.mkdir(parents=True, exist_ok=True)
+    raise AssertionError("unreachable")
+
+
+def _start_plane_once(
     *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float
 ) -> ControlPlane:
     started = time.monotonic()
