@@ -116,8 +116,14 @@ def run(
     tracking_uri: str | None = None,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    autolog: bool = False,
 ) -> Iterator[Run]:
-    """Start a tracked run on `tracking_uri` (default: MLFLOW_TRACKING_URI) in `experiment`."""
+    """Start a tracked run on `tracking_uri` (default: MLFLOW_TRACKING_URI) in `experiment`.
+
+    `autolog=True` switches on scikit-learn autologging inside the block: every estimator's
+    parameters and training metrics are logged without naming them (useful for pipelines of many
+    steps); the model itself is still logged explicitly with `Run.log_model`.
+    """
     registry_client.configure(tracking_uri)
     provenance = {
         **git_state(),
@@ -131,4 +137,8 @@ def run(
         id_file = os.environ.get("MODELPILOT_RUN_ID_FILE")
         if id_file:
             Path(id_file).write_text(run_id + "\n")
-        yield Run(run_id=run_id)
+        if autolog:
+            with runs.sklearn_autolog():
+                yield Run(run_id=run_id)
+        else:
+            yield Run(run_id=run_id)

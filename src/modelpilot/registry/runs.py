@@ -192,6 +192,23 @@ def _trusted_types(model: Any) -> list[str]:
     return [t for t in untrusted if t.split(".")[0] in ("sklearn", "numpy")]
 
 
+@contextmanager
+def sklearn_autolog() -> Iterator[None]:
+    """scikit-learn autologging (estimator params, training metrics) for the duration of a block.
+
+    Models and datasets are not autologged: the tracking helpers log them explicitly, once, with a
+    signature and pinned requirements. `silent=True` keeps MLflow's own warnings out of the user's
+    output (and out of pytest's warnings-as-errors).
+    """
+    mlflow.sklearn.autolog(
+        log_models=False, log_datasets=False, log_input_examples=False, silent=True
+    )
+    try:
+        yield
+    finally:
+        mlflow.sklearn.autolog(disable=True, silent=True)
+
+
 def get_run(run_id: str) -> RunInfo:
     with registry_client.mapped_errors(f"run {run_id}"):
         run = mlflow.tracking.MlflowClient().get_run(run_id)
