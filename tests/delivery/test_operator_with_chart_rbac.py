@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import mlflow.tracking
 import pytest
 import yaml
 from kopf.testing import KopfRunner
+from kubernetes.config import kube_config
 
 from modelpilot.operator import main as operator_main
 from modelpilot.operator import metrics as operator_metrics
@@ -124,10 +124,13 @@ def _operator(
     kubeconfig: Path,
     metrics: operator_metrics.Metrics,
 ) -> Iterator[KopfRunner]:
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
+    """The operator under kopf's test runner, logged in with `kubeconfig` only. The kubernetes
+    client reads KUBECONFIG once, at import, into KUBE_CONFIG_DEFAULT_LOCATION (kopf's login
+    calls `load_kube_config()` without a path), so both are pointed at the token's kubeconfig."""
     args = ["run", "--standalone", *[a for ns in settings.namespaces for a in ("--namespace", ns)]]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", str(kubeconfig))
+        patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         with KopfRunner(
             args,
             registry=operator_main.build_registry(settings, metrics=metrics),
@@ -135,11 +138,6 @@ def _operator(
             timeout=60,
         ) as runner:
             yield runner
-    finally:
-        if previous is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = previous
 
 
 def _modeldeployment(name: str, model: str) -> str:
