@@ -488,7 +488,8 @@ class ControlPlane:
 
     def api_get(self, path: str, *, token: str | None = None) -> tuple[int, Any]:
         """GET `path` from the API server (as admin, or with `token`): (status, decoded JSON)."""
-        return _api_request(self.server, self.ca_file, token or self.admin_token, "GET", path)
+        api = _Api(server=self.server, ca_file=self.ca_file, token=token or self.admin_token)
+        return api.request("GET", path)
 
     def logs_tail(self, lines: int = 25) -> str:
         """The last lines of each component's log, for a failing test's report."""
@@ -502,27 +503,37 @@ class ControlPlane:
         return "\n\n".join(parts)
 
 
-def _api_request(
-    server: str, ca_file: Path, token: str, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    context = ssl.create_default_context(cafile=str(ca_file))
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        server + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=5) as resp:
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw) if raw else None
-    except json.JSONDecodeError:
-        return status, raw.decode(errors="replace")
+@dataclass(frozen=True)
+class _Api:
+    """A bare JSON client for the API server (the harness needs no Kubernetes client library)."""
+
+    server: str
+    ca_file: Path
+    token: str
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON body, or the text if it is not JSON)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=5) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return status, raw.decode(errors="replace")
 
 
 def _poll(
@@ -691,6 +702,7 @@ def _start_plane_once(
     etcd_port, peer_port, api_port = ports.free_port(), ports.free_port(), ports.free_port()
     cm_port, sched_port = ports.free_port(), ports.free_port()
     server = f"https://127.0.0.1:{api_port}"
+    api = _Api(server=server, ca_file=pki.ca_cert, token=admin_token)
     kube = state_dir / "kubeconfigs"
     kube.mkdir(exist_ok=True)
 
@@ -775,7 +787,7 @@ def _start_plane_once(
     )
 
     def api_ready() -> bool:
-        status, _ = _api_request(server, pki.ca_cert, admin_token, "GET", "/readyz")
+        status, _ = api.request("GET", "/readyz")
         return status == 200
 
     poll("kube-apiserver /readyz", api_ready)
@@ -831,22 +843,18 @@ def _start_plane_once(
             f"--cidr={POD_CIDR}",
         ],
     )
-    status, body = _api_request(
-        server, pki.ca_cert, admin_token, "POST", "/api/v1/nodes", _fake_node()
-    )
+    status, body = api.request("POST", "/api/v1/nodes", _fake_node())
     if status not in (201, 409):
         raise ControlPlaneError(f"creating the fake node failed ({status}): {body}")
 
     def node_ready() -> bool:
-        _, node = _api_request(
-            server, pki.ca_cert, admin_token, "GET", f"/api/v1/nodes/{NODE_NAME}"
-        )
+        _, node = api.request("GET", f"/api/v1/nodes/{NODE_NAME}")
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
     def default_service_account() -> bool:
         path = "/api/v1/namespaces/default/serviceaccounts/default"
-        return _api_request(server, pki.ca_cert, admin_token, "GET", path)[0] == 200
+        return api.request("GET", path)[0] == 200
 
     poll(
         "kube-controller-manager /healthz",
