@@ -30,6 +30,8 @@ _DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     # Progress bars on stderr would bury the one-line messages the CLI promises.
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # "View run at ..." lines on stdout (two per run, forty for a sweep) would break --json output.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
