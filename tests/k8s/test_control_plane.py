@@ -383,3 +383,37 @@ def test_a_port_taken_before_a_component_binds_it_is_retried_on_fresh_ports(
     assert handed[0] == taken
     assert len(handed) == 10  # two attempts of five ports each
     assert "address already in use" not in etcd_log  # the log of the attempt that worked
+
+
+def test_the_kubernetes_wrapper_replaces_exactly_the_staging_modules_upstream_requires() -> None:
+    # The committed wrapper must match what hack/update-gomod.sh derives from upstream's go.mod:
+    # every staging module k8s.io/kubernetes requires, pinned to v0.<minor>.<patch>, nothing else.
+    hack = Path(__file__).parents[2] / "hack"
+    wrapper = (hack / "gomod" / "kubernetes" / "go.mod").read_text().splitlines()
+    version = next(
+        line.split()[1] for line in wrapper if line.strip().startswith("k8s.io/kubernetes ")
+    )
+    replaces = {
+        parts[1]: parts[4] for line in wrapper if (parts := line.split())[:1] == ["replace"]
+    }
+    download = subprocess.run(
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+        capture_output=True, text=True, check=True, cwd=hack / "gomod" / "kubernetes",
+        env={**os.environ, "GOTOOLCHAIN": "local"},
+    )  # fmt: skip
+    upstream = Path(json.loads(download.stdout)["GoMod"])  # the go.mod the module proxy serves
+    staged: set[str] = set()
+    required: set[str] = set()
+    block = ""
+    for line in upstream.read_text().splitlines():
+        words = line.split()
+        if words[:2] in (["require", "("], ["replace", "("]):
+            block = words[0]
+        elif words == [")"]:
+            block = ""
+        elif block == "replace" and "=>" in words and words[-1].startswith("./staging/"):
+            staged.add(words[0])
+        elif block == "require" and words:
+            required.add(words[0])
+    assert set(replaces) == staged & required
+    assert set(replaces.values()) == {"v0." + version.removeprefix("v1.")}
