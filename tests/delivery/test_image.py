@@ -12,6 +12,7 @@ import json
 import shlex
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -116,3 +117,40 @@ def test_dockerignore_keeps_the_context_to_what_the_dockerfile_copies() -> None:
     assert copied == {"pyproject.toml", "README.md", "src", "operator", "services"}
     assert not copied & ignored
     assert {".git", ".venv", "tests", "charts"} <= ignored
+
+
+def test_the_wheel_the_image_installs_carries_every_entrypoint(tmp_path: Path) -> None:
+    # The build stage runs `pip install --no-deps .`: build that same wheel and look inside it.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            str(REPO),
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("modelpilot-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "modelpilot = modelpilot.cli.main:main" in archive.read(entry_points).decode()
+    for target in TARGETS:
+        argv = _entrypoint(target)
+        if argv[:2] == ["python", "-m"]:
+            assert argv[2].replace(".", "/") + "/__main__.py" in names, target
+        elif len(argv) > 1:
+            module = cli_main.COMMANDS[argv[1]][0]
+            assert module.replace(".", "/") + ".py" in names, target
+    # One namespace package, no top-level `operator` to shadow the standard library's.
+    assert {n.split("/")[0] for n in names if not n.startswith("modelpilot-")} == {"modelpilot"}
+    assert "modelpilot/__init__.py" not in names
