@@ -59,6 +59,14 @@ test-k8s: venv k8s-binaries ## the control-plane tier only (tests marked k8s)
 	$(PY) -m pytest -m "k8s and not kind" $(PYTEST_ARGS)
 
 # [services targets]
+.PHONY: services-test bench-serving
+services-test: venv ## model server, router, drift job over real sockets and a real MLflow server
+	$(PY) -m pytest tests/services -m "not k8s and not kind" $(PYTEST_ARGS)
+
+bench-serving: venv ## model server vs `mlflow models serve`, router vs direct call and vs nginx (wrk)
+	@mkdir -p bench/out
+	$(PY) bench/serving.py --out bench/out/serving.json
+
 # [lifecycle targets]
 .PHONY: lifecycle-test examples sweep-example
 lifecycle-test: venv ## lifecycle tier: tracking, sweeps, registry, cards, gate (starts a real MLflow server)

@@ -213,21 +213,26 @@ def routes_doc(
 
 
 @contextmanager
-def router_process(doc: dict[str, object], tmp: Path, *, seed: int = 0) -> Iterator[RouterProc]:
+def router_process(
+    doc: dict[str, object] | None, tmp: Path, *, seed: int = 0, **extra_env: str
+) -> Iterator[RouterProc]:
+    """A router reading `doc` from a file; with `doc=None`, `extra_env` names the ConfigMap."""
     import json
 
     port = ports.free_port()
     routes_file = tmp / "routes.json"
-    routes_file.write_text(json.dumps(doc))
     env = {
         "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
-        "MODELPILOT_ROUTER_ROUTES_FILE": str(routes_file),
         "MODELPILOT_ROUTER_HOST": "127.0.0.1",
         "MODELPILOT_ROUTER_PORT": str(port),
         "MODELPILOT_ROUTER_SEED": str(seed),
         "MODELPILOT_ROUTER_LOG_LEVEL": "warning",
         "MODELPILOT_ROUTER_TIMEOUT_SECONDS": "5",
+        **extra_env,
     }
+    if doc is not None:
+        routes_file.write_text(json.dumps(doc))
+        env["MODELPILOT_ROUTER_ROUTES_FILE"] = str(routes_file)
     with running_process(
         ["-m", "modelpilot.router"],
         env,

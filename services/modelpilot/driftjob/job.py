@@ -252,7 +252,9 @@ def run(options: Options) -> Outcome:
     )
     condition = status.condition_for(report)
     if md is not None and options.write_status:
-        _write_status(options, md, drift=summary, condition=condition, now=now)
+        _write_status(
+            options, md, drift=status.build_status_drift(summary), condition=condition, now=now
+        )
         _emit_event(
             md, reason=condition[1], message=condition[2], warning=condition[0] == "True", now=now
         )

@@ -44,6 +44,16 @@ def build_drift_summary(
     }
 
 
+# The fields of status.drift in the ModelDeployment CRD (modelpilot.api.modeldeployment); the API
+# server prunes anything else, so the per-feature detail goes to the Event, the gauges and stdout.
+STATUS_FIELDS = ("lastRun", "maxPsi", "driftedFeatures")
+
+
+def build_status_drift(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of the summary that `status.drift` holds."""
+    return {key: summary[key] for key in STATUS_FIELDS}
+
+
 def build_condition(
     *,
     status: str,

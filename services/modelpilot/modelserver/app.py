@@ -189,11 +189,11 @@ def create_app(
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: InferenceRequest) -> dict[str, Any]:
         payload = request.model_dump(exclude_none=True)
-        return plane.infer_v2(name, payload)
+        return await plane.infer_v2(name, payload)
 
     @app.post("/predict")
     async def predict(request: PredictRequest) -> dict[str, Any]:
-        return plane.predict(request.instances)
+        return await plane.predict(request.instances)
 
     @app.get("/drift/window")
     async def drift_window() -> dict[str, Any]:

@@ -137,8 +137,8 @@ def decode_instances(instances: Any, schema: Sequence[Column] | None, *, max_row
                     out[c.name].append(None)
                     continue
                 out[c.name].append(_check_value(row[c.name], c, where))
-            if len(row) > len(schema):
-                extra = sorted(k for k in row if k not in known)
+            if not known.issuperset(row):
+                extra = sorted(str(k) for k in row if k not in known)
                 raise errors.InvalidInputError(
                     f"instances[{i}].{extra[0]}: not an input of the model "
                     f"(inputs: {', '.join(names)})"

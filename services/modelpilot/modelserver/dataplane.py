@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelpilot.modelserver import codec, errors, loader, metrics, settings, window
+from modelpilot.modelserver import batching, codec, errors, loader, metrics, settings, window
 
 log = logging.getLogger("modelpilot.modelserver")
 
@@ -32,13 +32,16 @@ class DataPlane:
         self.window: window.DriftWindow | None = None
         self.load_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self.batcher = batching.Batcher(self._predict_columns, max_rows=config.max_batch_rows)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start loading in the background (called from the app's lifespan)."""
         self._task = asyncio.get_running_loop().create_task(self._load_until_loaded())
+        self.batcher.start()
 
     async def stop(self) -> None:
+        await self.batcher.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,13 +120,13 @@ class DataPlane:
         }
 
     # ---- inference ---------------------------------------------------------------------------
-    def infer_v2(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def infer_v2(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
         model = self._model(name)
         start = time.perf_counter()
         batch = codec.decode_v2_inputs(
             payload.get("inputs"), model.schema, max_rows=self.settings.max_batch_rows
         )
-        predictions = self._predict(model, batch)
+        predictions = await self._predict(batch)
         outputs = [
             {
                 "name": col,
@@ -143,13 +146,13 @@ class DataPlane:
         self.metrics.observe(protocol="v2", seconds=time.perf_counter() - start, rows=batch.rows)
         return response
 
-    def predict(self, instances: Any) -> dict[str, Any]:
+    async def predict(self, instances: Any) -> dict[str, Any]:
         model = self._model(None)
         start = time.perf_counter()
         batch = codec.decode_instances(
             instances, model.schema, max_rows=self.settings.max_batch_rows
         )
-        predictions = self._predict(model, batch)
+        predictions = await self._predict(batch)
         if len(predictions) == 1:
             body: list[Any] = next(iter(predictions.values()))
         else:
@@ -162,11 +165,24 @@ class DataPlane:
         )
         return {"predictions": body, "model_name": model.name, "model_version": model.version}
 
-    def _predict(self, model: loader.LoadedModel, batch: codec.Batch) -> dict[str, list[Any]]:
-        frame = pd.DataFrame(batch.columns)
+    async def _predict(self, batch: codec.Batch) -> dict[str, list[Any]]:
+        if self.settings.batching:
+            out = await self.batcher.submit(batch.columns, batch.rows)
+        else:
+            out = self._predict_columns(batch.columns, batch.rows)
+        if len(out) == 1:
+            self.metrics.count_classes(next(iter(out.values())))
+        return out
+
+    def _predict_columns(self, columns: dict[str, list[Any]], rows: int) -> dict[str, list[Any]]:
+        """One model call on decoded columns (a request, or a batch of them), plus the window."""
+        model = self.model
+        if model is None:
+            raise errors.ModelNotReadyError(f"model {self.ref.name!r} is still loading")
+        frame = pd.DataFrame(columns)
         if model.schema is not None:
             for c in model.schema:
-                if c.kind in ("float",):
+                if c.kind == "float":
                     frame[c.name] = frame[c.name].astype(np.float32)
                 elif c.kind == "integer" and not frame[c.name].isna().any():
                     frame[c.name] = frame[c.name].astype(np.int32)
@@ -178,11 +194,8 @@ class DataPlane:
                 f"the model rejected the inputs: {message[:300]}"
             ) from exc
         if self.window is not None:
-            self.window.update(batch.columns)
-        out = _to_columns(raw, batch.rows)
-        if len(out) == 1:
-            self.metrics.count_classes(next(iter(out.values())))
-        return out
+            self.window.update(columns)
+        return _to_columns(raw, rows)
 
     # ---- drift window ------------------------------------------------------------------------
     def drift_window(self) -> dict[str, Any]:

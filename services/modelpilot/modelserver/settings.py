@@ -51,6 +51,12 @@ class ServerSettings(pydantic_settings.BaseSettings):
     )
     """Largest number of rows in one request."""
 
+    batching: bool = pydantic.Field(
+        default=True, description="Share one model call between concurrent requests."
+    )
+    """Adaptive batching: requests that arrive while the model runs share its next call. Turn off
+    for models whose output for a row depends on the rest of the batch."""
+
     drift_window: bool = pydantic.Field(
         default=True, description="Keep a drift window over the reference profile."
     )

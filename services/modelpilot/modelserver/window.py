@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,8 @@ class DriftWindow:
         self.previous: profile_mod.WindowSketch | None = None
         self.started = time.monotonic()
         self.disabled: str | None = None
+        # Updates run in the batching worker thread, reads on the event loop.
+        self._lock = threading.Lock()
 
     def _new(self) -> profile_mod.WindowSketch:
         self._rotations += 1
@@ -54,7 +57,8 @@ class DriftWindow:
             return
         now = time.monotonic()
         if now - self.started > self.window_seconds:
-            self.previous, self.current, self.started = self.current, self._new(), now
+            with self._lock:
+                self.previous, self.current, self.started = self.current, self._new(), now
         batch: dict[str, Any] = {}
         for name in self.features:
             values = columns.get(name)
@@ -64,7 +68,8 @@ class DriftWindow:
                 return
             batch[name] = np.asarray(values, dtype=object if None in values else None)
         try:
-            self.current.update(batch)
+            with self._lock:
+                self.current.update(batch)
         except errors.InputError as exc:
             self.disabled = str(exc)
             log.warning("drift window off: %s", exc)
@@ -75,4 +80,5 @@ class DriftWindow:
         return self.previous.merge(self.current)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.sketch().to_dict()
+        with self._lock:
+            return self.sketch().to_dict()

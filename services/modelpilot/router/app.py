@@ -8,6 +8,7 @@ validates it), which keeps the per-request overhead to the variant draw and the 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +53,84 @@ def _source(config: settings.RouterSettings, router: proxy.Router) -> Any:
         "routes: set MODELPILOT_ROUTER_ROUTES_FILE, or MODELPILOT_ROUTER_NAMESPACE and "
         "MODELPILOT_ROUTER_CONFIGMAP"
     )
+
+
+def _is_inference(path: str) -> bool:
+    return path == "/predict" or (path.startswith("/v2/models/") and path.endswith("/infer"))
+
+
+class FastPath:
+    """Serve the inference routes in plain ASGI, ahead of FastAPI's routing and middleware.
+
+    The per-request path of a router is what its users pay for: it reads the body (bounded),
+    calls `proxy.Router.forward` and writes the answer, nothing else. Every other route, and the
+    OpenAPI description of these two, is FastAPI's.
+    """
+
+    def __init__(self, app: Any, *, router: proxy.Router, limit: int) -> None:
+        self.app = app
+        self.router = router
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _is_inference(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        chunks = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _send_json(
+                    send,
+                    413,
+                    {
+                        "error": f"request body: more than {self.limit} bytes "
+                        "(MODELPILOT_ROUTER_MAX_BODY_BYTES)"
+                    },
+                )
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        try:
+            answer = await self.router.forward(scope["path"], b"".join(chunks), headers)
+        except proxy.RouterError as exc:
+            await _send_json(send, exc.status, {"error": exc.message})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", answer.content_type.encode("latin-1")),
+                    (b"content-length", str(len(answer.body)).encode()),
+                    (b"x-request-id", answer.request_id.encode("latin-1")),
+                    (b"x-modelpilot-variant", answer.variant.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
@@ -135,4 +214,6 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
         )
 
     app.add_middleware(modelserver_app.BodyLimit, limit=config.max_body_bytes)
+    # Outermost: the inference routes never enter FastAPI's stack.
+    app.add_middleware(FastPath, router=router, limit=config.max_body_bytes)
     return app

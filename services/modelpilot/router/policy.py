@@ -42,7 +42,8 @@ class Chooser:
             self.means = self.m
         self.kind = routes.policy.type
         self.epsilon = routes.policy.epsilon
-        self.sticky_header = routes.policy.sticky_header
+        sticky = routes.policy.sticky_header
+        self.sticky_header = sticky.lower() if sticky is not None else None
 
     def _by_weight(self, u: float) -> int:
         return min(bisect.bisect_right(self.cumulative, u), len(self.names) - 1)

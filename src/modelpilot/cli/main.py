@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("modelpilot.cli.stats", "stats"),
     "drift": ("modelpilot.cli.drift", "drift"),
     "bandit": ("modelpilot.cli.bandit", "bandit"),
+    "serve": ("modelpilot.modelserver.cli", "serve"),
 }
 
 

@@ -1,0 +1,453 @@
+"""Serving benchmark, all on loopback in one run: throughput and p50/p99 at fixed concurrency.
+
+1. The model server (`POST /predict`) against `mlflow models serve` (`POST /invocations`) on the
+   same registered model, one worker each.
+2. The router in front of the model server against calling the model server directly, at moderate
+   load: the router's added latency at p50.
+3. The router against nginx (`split_clients` static 80/20 split, keep-alive upstreams) over the same
+   two model-server backends, one worker process each.
+
+The load generator is `wrk` (C, one thread, its own process), so the servers, not the client, are
+the bottleneck; each run is preceded by a warm-up. Needs `wrk` and `nginx` (Debian packages): the
+script installs them with apt-get when missing and allowed (root), or says how. Writes
+`bench/out/serving.json` in the shape pinned in docs/architecture.md.
+
+Design decision: every figure is measured in the same run on the same machine, and each ratio is a
+ratio of two such figures, never of a figure and a published number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from modelpilot.testing import mlflow_server, ports
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- tools -------------------------------------------------------------------------------------
+def ensure_tools() -> None:
+    missing = [
+        t
+        for t in ("wrk", "nginx")
+        if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()
+    ]
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} with apt-get ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+        return
+    sys.exit(
+        f"bench-serving needs {' and '.join(missing)}: sudo apt-get install -y {' '.join(missing)}"
+    )
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+# ---- processes ---------------------------------------------------------------------------------
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{url} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def process(argv: list[str], *, env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_http(ready_url, proc, log)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def register_model(tracking_uri: str) -> tuple[str, str, list[dict[str, float]]]:
+    import mlflow
+    import mlflow.models
+    import mlflow.sklearn
+    import sklearn.datasets
+    import sklearn.linear_model
+
+    mlflow.set_tracking_uri(tracking_uri)
+    iris = sklearn.datasets.load_iris(as_frame=True)
+    x = iris.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    model = sklearn.linear_model.LogisticRegression(max_iter=500).fit(x, iris.target)
+    mlflow.set_experiment("bench-serving")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(
+            model, name="model", signature=mlflow.models.infer_signature(x, model.predict(x))
+        )
+    mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", "bench-iris")
+    return "bench-iris", str(mv.version), x.head(1).to_dict(orient="records")
+
+
+def model_server(
+    tmp: Path, tracking_uri: str, name: str, version: str, variant: str
+) -> tuple[Any, str]:
+    port = ports.free_port()
+    env = {
+        "MODELPILOT_SERVER_MODEL_URI": f"models:/{name}/{version}",
+        "MODELPILOT_SERVER_TRACKING_URI": tracking_uri,
+        "MODELPILOT_SERVER_VARIANT": variant,
+        "MODELPILOT_SERVER_HOST": "127.0.0.1",
+        "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_LOG_LEVEL": "warning",
+    }
+    url = f"http://127.0.0.1:{port}"
+    return process(
+        [sys.executable, "-m", "modelpilot.modelserver"],
+        env=env,
+        log=tmp / f"server-{variant}.log",
+        ready_url=url + "/v2/health/ready",
+    ), url
+
+
+def mlflow_serve(tmp: Path, tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
+    port = ports.free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{name}/{version}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    # mlflow runs `uvicorn` from PATH: put this interpreter's scripts first.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return process(
+        argv,
+        env={"MLFLOW_TRACKING_URI": tracking_uri, "PATH": path},
+        log=tmp / "mlflow-serve.log",
+        ready_url=url + "/ping",
+    ), url
+
+
+def router(tmp: Path, stable: str, challenger: str) -> tuple[Any, str]:
+    port = ports.free_port()
+    routes = tmp / "routes.json"
+    routes.write_text(
+        json.dumps(
+            {
+                "deployment": "bench",
+                "stable": "stable",
+                "policy": {"type": "fixed", "epsilon": 0.1, "stickyHeader": None},
+                "variants": [
+                    {
+                        "name": "stable",
+                        "url": stable,
+                        "weight": 80,
+                        "modelVersion": "1",
+                        "posterior": {"alpha": 1, "beta": 1},
+                    },
+                    {
+                        "name": "challenger",
+                        "url": challenger,
+                        "weight": 20,
+                        "modelVersion": "1",
+                        "posterior": {"alpha": 1, "beta": 1},
+                    },
+                ],
+            }
+        )
+    )
+    env = {
+        "MODELPILOT_ROUTER_DEPLOYMENT": "bench",
+        "MODELPILOT_ROUTER_ROUTES_FILE": str(routes),
+        "MODELPILOT_ROUTER_HOST": "127.0.0.1",
+        "MODELPILOT_ROUTER_PORT": str(port),
+        "MODELPILOT_ROUTER_LOG_LEVEL": "warning",
+    }
+    url = f"http://127.0.0.1:{port}"
+    return process(
+        [sys.executable, "-m", "modelpilot.router"],
+        env=env,
+        log=tmp / "router.log",
+        ready_url=url + "/readyz",
+    ), url
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    upstream stable {{ server {stable}; keepalive 64; }}
+    upstream challenger {{ server {challenger}; keepalive 64; }}
+    split_clients "${{request_id}}" $variant {{
+        80% stable;
+        *   challenger;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /healthz {{ return 200 "ok"; }}
+        location / {{
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://$variant;
+            add_header X-Modelpilot-Variant $variant;
+            add_header X-Request-Id $request_id;
+        }}
+    }}
+}}
+"""
+
+
+def nginx(tmp: Path, stable: str, challenger: str) -> tuple[Any, str]:
+    port = ports.free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            tmp=tmp,
+            port=port,
+            stable=stable.removeprefix("http://"),
+            challenger=challenger.removeprefix("http://"),
+        )
+    )
+    url = f"http://127.0.0.1:{port}"
+    return process(
+        [nginx_binary(), "-c", str(conf), "-p", str(tmp)],
+        env={},
+        log=tmp / "nginx.log",
+        ready_url=url + "/healthz",
+    ), url
+
+
+# ---- load ---------------------------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, body: str, *, connections: int, seconds: int, tmp: Path) -> dict[str, float]:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("ERRORS %d %d\\n", summary.errors.status, '
+        "summary.errors.connect + summary.errors.read + summary.errors.write + "
+        "summary.errors.timeout))\n"
+        "end\n"
+    )
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    # Warm-up: connections, JIT-free but caches and pools warm.
+    subprocess.run([*argv[:3], "-d2s", *argv[4:]], capture_output=True, check=True)
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    status_err, sock_err = map(int, re.search(r"ERRORS (\d+) (\d+)", out).groups())  # type: ignore[union-attr]
+    if status_err or sock_err:
+        sys.exit(f"{url}: {status_err} non-2xx and {sock_err} socket errors under load:\n{out}")
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+
+
+def figure(
+    metric: str,
+    value: float,
+    unit: str,
+    baseline: str | None = None,
+    baseline_value: float | None = None,
+    better: str = "lower",
+) -> dict[str, Any]:
+    ratio = None
+    if baseline_value is not None:
+        ratio = value / baseline_value if better == "higher" else baseline_value / value
+    return {
+        "metric": metric,
+        "value": round(value, 4),
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_value": None if baseline_value is None else round(baseline_value, 4),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "better": better,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serving.json")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each measured run")
+    parser.add_argument(
+        "--connections", type=int, default=16, help="concurrency of throughput runs"
+    )
+    parser.add_argument("--moderate", type=int, default=4, help="concurrency of the overhead run")
+    args = parser.parse_args()
+    ensure_tools()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
+        tmp = Path(tmp_name)
+        with mlflow_server.running(tmp / "mlflow") as mlf:
+            name, version, rows = register_model(mlf.tracking_uri)
+            predict = json.dumps({"instances": rows})
+            invocations = json.dumps({"dataframe_records": rows})
+            run = lambda url, body, c: wrk(url, body, connections=c, seconds=args.seconds, tmp=tmp)  # noqa: E731
+            s_ctx, stable = model_server(tmp, mlf.tracking_uri, name, version, "stable")
+            c_ctx, challenger = model_server(tmp, mlf.tracking_uri, name, version, "challenger")
+            with s_ctx, c_ctx:
+                m_ctx, mlflow_url = mlflow_serve(tmp, mlf.tracking_uri, name, version)
+                with m_ctx:
+                    results["mlflow"] = run(
+                        mlflow_url + "/invocations", invocations, args.connections
+                    )
+                results["server"] = run(stable + "/predict", predict, args.connections)
+                results["direct_moderate"] = run(stable + "/predict", predict, args.moderate)
+                r_ctx, router_url = router(tmp, stable, challenger)
+                with r_ctx:
+                    results["router_moderate"] = run(
+                        router_url + "/predict", predict, args.moderate
+                    )
+                    results["router"] = run(router_url + "/predict", predict, args.connections)
+                n_ctx, nginx_url = nginx(tmp, stable, challenger)
+                with n_ctx:
+                    results["nginx"] = run(nginx_url + "/predict", predict, args.connections)
+    r = results
+    figures = [
+        figure(
+            "model_server_rps",
+            r["server"]["rps"],
+            "req/s",
+            "mlflow models serve",
+            r["mlflow"]["rps"],
+            "higher",
+        ),
+        figure(
+            "model_server_p50_ms",
+            r["server"]["p50_ms"],
+            "ms",
+            "mlflow models serve",
+            r["mlflow"]["p50_ms"],
+        ),
+        figure(
+            "model_server_p99_ms",
+            r["server"]["p99_ms"],
+            "ms",
+            "mlflow models serve",
+            r["mlflow"]["p99_ms"],
+        ),
+        figure(
+            "router_added_p50_ms",
+            r["router_moderate"]["p50_ms"] - r["direct_moderate"]["p50_ms"],
+            "ms",
+        ),
+        figure(
+            "router_p50_ms_moderate",
+            r["router_moderate"]["p50_ms"],
+            "ms",
+            "direct call to the model server",
+            r["direct_moderate"]["p50_ms"],
+        ),
+        figure(
+            "router_p99_ms_moderate",
+            r["router_moderate"]["p99_ms"],
+            "ms",
+            "direct call to the model server",
+            r["direct_moderate"]["p99_ms"],
+        ),
+        figure(
+            "router_rps",
+            r["router"]["rps"],
+            "req/s",
+            "nginx split_clients",
+            r["nginx"]["rps"],
+            "higher",
+        ),
+        figure(
+            "router_p99_ms",
+            r["router"]["p99_ms"],
+            "ms",
+            "nginx split_clients",
+            r["nginx"]["p99_ms"],
+        ),
+    ]
+    doc = {
+        "name": "serving",
+        "description": (
+            "model server vs mlflow models serve; router vs direct and vs nginx (loopback, wrk)"
+        ),
+        "figures": figures,
+        "params": {
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "moderate_connections": args.moderate,
+            "cpus": os.cpu_count(),
+            "load_generator": "wrk -t1",
+            "rows_per_request": 1,
+        },
+        "notes": "one worker process per server; raw runs: " + json.dumps(results),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    for f in figures:
+        base = (
+            ""
+            if f["baseline"] is None
+            else f"  vs {f['baseline']}: {f['baseline_value']}  ratio {f['ratio']}x"
+        )
+        print(f"{f['metric']:<24} {f['value']:>10} {f['unit']}{base}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Pure parts of the data plane: request decoding against a signature, drift status builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelpilot.driftjob import status
+from modelpilot.modelserver import codec, errors
+from modelpilot.stats import drift as drift_stats
+
+SCHEMA = (
+    codec.Column("a", "double"),
+    codec.Column("b", "long"),
+    codec.Column("c", "string", required=False),
+)
+
+
+def test_instances_as_objects_and_as_lists_decode_to_the_same_columns() -> None:
+    by_name = codec.decode_instances(
+        [{"a": 1, "b": 2, "c": "x"}, {"a": 1.5, "b": 3}], SCHEMA, max_rows=10
+    )
+    by_position = codec.decode_instances([[1, 2, "x"], [1.5, 3, None]], SCHEMA, max_rows=10)
+    assert (
+        by_name.columns == by_position.columns == {"a": [1.0, 1.5], "b": [2, 3], "c": ["x", None]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("instances", "message"),
+    [
+        ([{"a": "1", "b": 2}], "instances[0].a: expected a number"),
+        ([{"a": 1.0, "b": 2.5}], "instances[0].b: expected an integer"),
+        ([{"a": True, "b": 2}], "instances[0].a: expected a number"),
+        ([{"b": 2}], "instances[0].a: missing"),
+        ([{"a": 1, "b": 2, "z": 0}], "instances[0].z: not an input"),
+        ([[1, 2]], "instances[0]: expected 3 values"),
+        ([7], "instances[0]: expected an object or a list"),
+        ([], "instances: expected at least one row"),
+    ],
+)
+def test_bad_instances_are_rejected_with_the_field_named(instances: object, message: str) -> None:
+    with pytest.raises(errors.InvalidInputError) as info:
+        codec.decode_instances(instances, SCHEMA, max_rows=10)
+    assert message in info.value.message
+
+
+def test_too_many_rows_are_a_413_not_a_422() -> None:
+    with pytest.raises(errors.PayloadTooLargeError):
+        codec.decode_instances([[1, 2, "x"]] * 11, SCHEMA, max_rows=10)
+
+
+def test_v2_tensors_per_column_and_one_matrix_decode_to_the_same_columns() -> None:
+    numeric = SCHEMA[:2]
+    per_column = codec.decode_v2_inputs(
+        [
+            {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0]},
+            {"name": "b", "shape": [2], "datatype": "INT64", "data": [3, 4]},
+        ],
+        numeric,
+        max_rows=10,
+    )
+    matrix = codec.decode_v2_inputs(
+        [{"name": "x", "shape": [2, 2], "datatype": "INT64", "data": [[1, 3], [2, 4]]}],
+        (codec.Column("a", "double"), codec.Column("b", "long")),
+        max_rows=10,
+    )
+    assert per_column.columns == matrix.columns == {"a": [1.0, 2.0], "b": [3, 4]}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ([{"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0]}], "needs 2 values"),
+        ([{"name": "a", "shape": [1], "datatype": "FP99", "data": [1.0]}], "datatype"),
+        ([{"name": "a", "shape": [-1], "datatype": "FP64", "data": []}], "shape"),
+        (
+            [
+                {"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+            ],
+            "b is long; FP64 is not allowed",
+        ),
+        ([{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}], "inputs.b: missing"),
+    ],
+)
+def test_bad_v2_tensors_are_rejected_with_the_field_named(inputs: object, message: str) -> None:
+    with pytest.raises(errors.InvalidInputError) as info:
+        codec.decode_v2_inputs(inputs, SCHEMA[:2], max_rows=10)
+    assert message in info.value.message
+
+
+def _report(shift: float) -> drift_stats.DriftReport:
+    rng = np.random.default_rng(0)
+    ref = {"x": rng.normal(size=2000), "y": rng.normal(size=2000)}
+    cur = {"x": rng.normal(loc=shift, size=2000), "y": rng.normal(size=2000)}
+    return drift_stats.compare_frames(ref, cur)
+
+
+def test_the_condition_is_true_with_the_drifted_feature_named_and_false_without_drift() -> None:
+    drifted = _report(1.0)
+    assert drifted.drifted_features == ["x"]
+    state, reason, message = status.condition_for(drifted)
+    assert (state, reason) == ("True", "DriftDetected")
+    assert "x (psi" in message
+    assert status.condition_for(_report(0.0))[:2] == ("False", "NoDrift")
+
+
+def test_last_transition_time_moves_only_when_the_status_flips_and_other_conditions_stay() -> None:
+    ready = {"type": "Ready", "status": "True", "lastTransitionTime": "t0"}
+    first = status.build_condition(
+        status="True",
+        reason="DriftDetected",
+        message="m",
+        now="t1",
+        generation=3,
+        previous=[ready],
+    )
+    conditions = status.merge_conditions([ready], first)
+    same = status.build_condition(
+        status="True",
+        reason="DriftDetected",
+        message="m2",
+        now="t2",
+        generation=4,
+        previous=conditions,
+    )
+    flipped = status.build_condition(
+        status="False",
+        reason="NoDrift",
+        message="m3",
+        now="t3",
+        generation=4,
+        previous=conditions,
+    )
+    assert first["lastTransitionTime"] == "t1"
+    assert same["lastTransitionTime"] == "t1"
+    assert flipped["lastTransitionTime"] == "t3"
+    assert [c["type"] for c in status.merge_conditions(conditions, flipped)] == [
+        "Ready",
+        "DriftDetected",
+    ]
+    assert first["observedGeneration"] == 3
+
+
+def test_status_drift_holds_only_the_fields_of_the_crd_and_gauges_cover_every_feature() -> None:
+    report = _report(1.0)
+    summary = status.build_drift_summary(report, now="t", model_version="3", windows=2)
+    assert status.build_status_drift(summary) == {
+        "lastRun": "t",
+        "maxPsi": round(report.max_psi, 6),
+        "driftedFeatures": ["x"],
+    }
+    gauges = status.build_gauges(report)
+    assert set(gauges["modelpilot_drift_psi"]) == {"x", "y"}
+    assert gauges["modelpilot_drift_psi"]["x"] == report.feature("x").psi
