@@ -218,6 +218,55 @@ def test_monitoring_objects_only_when_asked_and_rules_equal_the_rule_file(
     assert relabel == {"component", "deployment", "variant"}  # the labels the alerts use
 
 
+def _lost(original: Any, dumped: Any, path: str) -> list[str]:
+    """Paths of `original` that a model round trip dropped (fields the schema does not know)."""
+    if isinstance(original, dict):
+        if not isinstance(dumped, dict):
+            return [path]
+        return [
+            lost
+            for key, value in original.items()
+            for lost in (
+                [f"{path}.{key}"]
+                if key not in dumped
+                else _lost(value, dumped[key], f"{path}.{key}")
+            )
+        ]
+    if isinstance(original, list):
+        if not isinstance(dumped, list) or len(dumped) != len(original):
+            return [path]
+        return [
+            e
+            for i, (a, b) in enumerate(zip(original, dumped, strict=True))
+            for e in _lost(a, b, f"{path}[{i}]")
+        ]
+    return []
+
+
+def test_prometheus_operator_objects_follow_the_prometheus_operator_schema(
+    render_chart: Any,
+) -> None:
+    # The Prometheus operator's CRDs are not on the control plane, so the server cannot check
+    # these; its schema is checked through the models generated from those CRDs
+    # (cloudcoil-models-prometheus-operator): values must validate, and no key may be dropped.
+    from cloudcoil.models.prometheus_operator import v1 as prometheus_v1
+
+    objects = render_chart(CHART / "ci" / "monitoring-values.yaml")
+    monitoring = [o for o in objects if o["apiVersion"] == "monitoring.coreos.com/v1"]
+    assert {o["kind"] for o in monitoring} == {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+    for obj in monitoring:
+        model = getattr(prometheus_v1, obj["kind"]).model_validate(obj)
+        dumped = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        assert _lost(obj, dumped, obj["kind"]) == []
+    # And the check can fail: a misspelt field is dropped by the model, so it is reported.
+    broken = next(o for o in monitoring if o["kind"] == "PodMonitor")
+    broken["spec"]["podMetricEndpoints"] = broken["spec"].pop("podMetricsEndpoints")
+    dumped = prometheus_v1.PodMonitor.model_validate(broken).model_dump(
+        by_alias=True, exclude_unset=True, mode="json"
+    )
+    assert _lost(broken, dumped, "PodMonitor") == ["PodMonitor.spec.podMetricEndpoints"]
+
+
 def test_mlflow_uses_sqlite_on_a_kept_volume_by_default(render_chart: Any) -> None:
     objects = render_chart(CHART / "ci" / "mlflow-sqlite-values.yaml")
     claim = _one(objects, "PersistentVolumeClaim")
