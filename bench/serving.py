@@ -78,7 +78,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 
 @contextlib.contextmanager
-def process(argv: list[str], *, env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
+def process(argv: list[str], *, env: dict[str, str], log: Path, ready_url: str) -> Iterator[int]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -89,7 +89,7 @@ def process(argv: list[str], *, env: dict[str, str], log: Path, ready_url: str) 
         )
     try:
         wait_http(ready_url, proc, log)
-        yield
+        yield proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 15)
@@ -278,7 +278,32 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, body: str, *, connections: int, seconds: int, tmp: Path) -> dict[str, float]:
+def session_cpu_seconds(sid: int) -> float:
+    """User + system CPU of every live process in session `sid` (a server and its workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after the command: state ppid pgrp session ...
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def wrk(
+    url: str,
+    body: str,
+    *,
+    connections: int,
+    seconds: int,
+    tmp: Path,
+    watch: dict[str, int] | None = None,
+) -> dict[str, float]:
+    """Throughput and latency from wrk; CPU ms per request of each watched process session."""
     script = tmp / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -293,14 +318,23 @@ def wrk(url: str, body: str, *, connections: int, seconds: int, tmp: Path) -> di
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
     # Warm-up: connections, JIT-free but caches and pools warm.
     subprocess.run([*argv[:3], "-d2s", *argv[4:]], capture_output=True, check=True)
+    watch = watch or {}
+    cpu_before = {label: session_cpu_seconds(sid) for label, sid in watch.items()}
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    cpu_after = {label: session_cpu_seconds(sid) for label, sid in watch.items()}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     status_err, sock_err = map(int, re.search(r"ERRORS (\d+) (\d+)", out).groups())  # type: ignore[union-attr]
     if status_err or sock_err:
         sys.exit(f"{url}: {status_err} non-2xx and {sock_err} socket errors under load:\n{out}")
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+    result = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": float(requests)}
+    for label in watch:
+        result[f"cpu_ms_per_request_{label}"] = (
+            (cpu_after[label] - cpu_before[label]) * 1e3 / max(requests, 1)
+        )
+    return result
 
 
 def figure(
@@ -342,26 +376,36 @@ def main() -> None:
             name, version, rows = register_model(mlf.tracking_uri)
             predict = json.dumps({"instances": rows})
             invocations = json.dumps({"dataframe_records": rows})
-            run = lambda url, body, c: wrk(url, body, connections=c, seconds=args.seconds, tmp=tmp)  # noqa: E731
+
+            def run(url: str, body: str, c: int, **watch: int) -> dict[str, float]:
+                return wrk(url, body, connections=c, seconds=args.seconds, tmp=tmp, watch=watch)
+
             s_ctx, stable = model_server(tmp, mlf.tracking_uri, name, version, "stable")
             c_ctx, challenger = model_server(tmp, mlf.tracking_uri, name, version, "challenger")
-            with s_ctx, c_ctx:
+            with s_ctx as s_pid, c_ctx as c_pid:
                 m_ctx, mlflow_url = mlflow_serve(tmp, mlf.tracking_uri, name, version)
-                with m_ctx:
+                with m_ctx as m_pid:
                     results["mlflow"] = run(
-                        mlflow_url + "/invocations", invocations, args.connections
+                        mlflow_url + "/invocations", invocations, args.connections, server=m_pid
                     )
-                results["server"] = run(stable + "/predict", predict, args.connections)
+                results["server"] = run(
+                    stable + "/predict", predict, args.connections, server=s_pid
+                )
                 results["direct_moderate"] = run(stable + "/predict", predict, args.moderate)
                 r_ctx, router_url = router(tmp, stable, challenger)
-                with r_ctx:
+                with r_ctx as r_pid:
                     results["router_moderate"] = run(
-                        router_url + "/predict", predict, args.moderate
+                        router_url + "/predict", predict, args.moderate, proxy=r_pid
                     )
-                    results["router"] = run(router_url + "/predict", predict, args.connections)
+                    results["router"] = run(
+                        router_url + "/predict", predict, args.connections, proxy=r_pid
+                    )
                 n_ctx, nginx_url = nginx(tmp, stable, challenger)
-                with n_ctx:
-                    results["nginx"] = run(nginx_url + "/predict", predict, args.connections)
+                with n_ctx as n_pid:
+                    results["nginx"] = run(
+                        nginx_url + "/predict", predict, args.connections, proxy=n_pid
+                    )
+                del c_pid
     r = results
     figures = [
         figure(
@@ -385,6 +429,20 @@ def main() -> None:
             "ms",
             "mlflow models serve",
             r["mlflow"]["p99_ms"],
+        ),
+        figure(
+            "model_server_cpu_ms_per_request",
+            r["server"]["cpu_ms_per_request_server"],
+            "ms",
+            "mlflow models serve",
+            r["mlflow"]["cpu_ms_per_request_server"],
+        ),
+        figure(
+            "router_cpu_ms_per_request",
+            r["router"]["cpu_ms_per_request_proxy"],
+            "ms",
+            "nginx split_clients",
+            r["nginx"]["cpu_ms_per_request_proxy"],
         ),
         figure(
             "router_added_p50_ms",
