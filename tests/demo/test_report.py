@@ -166,3 +166,20 @@ def test_demo_report_on_a_missing_timeline_exits_2_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("modelpilot: error: timeline: no such file")
     assert "\n" not in err
+
+
+def test_the_report_of_a_recorded_demo_run_shows_the_promotion_and_the_drift() -> None:
+    """tests/demo/data/timeline.json is the timeline of a real `modelpilot demo` run."""
+    timeline = tl.load(Path(__file__).parent / "data" / "timeline.json")
+    html = report.build_html(timeline)
+    assert len(_images(html)) == 3
+    assert timeline.final_phase == "Promoted"
+    assert all(step.status == "done" for step in timeline.steps)
+    assert sorted(d.feature for d in timeline.drift if d.drifted) == ["f0", "f2"]
+    weights = [
+        next(v.weight for v in snap.variants if v.name == "challenger")
+        for snap in timeline.snapshots
+        if snap.phase == "Running"
+    ]
+    assert weights[0] == 50
+    assert max(weights) > weights[0]

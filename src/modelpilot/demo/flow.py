@@ -50,7 +50,9 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("apply", "ModelDeployment and Experiment applied with kubectl", ("operator", "models")),
     ("serving", "Model servers and router started from the operator's objects", ("apply",)),
     ("experiment", "Simulated users; Thompson split shifts; challenger promoted", ("serving",)),
-    ("drift", "Drifted inputs; drift run flags them", ("serving",)),
+    # After the promotion: the stable variant, restarted on the new version, gets all the traffic
+    # and a fresh drift window, so the drift run sees only the drifted stream.
+    ("drift", "Drifted inputs; drift run flags them", ("experiment",)),
 )
 
 
@@ -87,6 +89,8 @@ class Demo:
         self.view = view.View(live=options.live)
         self.tracking_uri = ""
         self.kubeconfig: Path | None = None
+        self.operator_kubeconfig: Path | None = None
+        self._plane_harness: Any = None
         self.kubectl: kubectl_mod.Kubectl | None = None
         self.plane: localplane_mod.LocalPlane | None = None
         self.prometheus_url: str | None = None
@@ -207,6 +211,7 @@ class Demo:
         harness: Any = importlib.import_module("modelpilot.testing.controlplane")
         folder = self.state / "cluster"
         plane = stack.enter_context(harness.running(folder))
+        self._plane_harness = plane
         # The harness stops its own process groups (and has a watchdog); adopting them as well
         # means the supervisor's last sweep catches them if that teardown is cut short.
         for name, pgid in _cluster_groups(folder).items():
@@ -237,8 +242,17 @@ class Demo:
             ],
             timeout=90,
         )
-        kc.apply(self.o.repo / "manifests" / "rbac")
-        return "CRDs established; operator RBAC applied"
+        kc.apply(self.o.repo / "manifests" / "rbac" / "operator-clusterrole.yaml")
+        identity = manifests.build_operator_identity()
+        kc.run(["apply", "-f", "-"], stdin=yaml.safe_dump_all(identity), timeout=60)
+        token = self._plane_harness.token_for(
+            manifests.OPERATOR_ACCOUNT, manifests.OPERATOR_NAMESPACE
+        )
+        self.operator_kubeconfig = Path(self._plane_harness.kubeconfig_for_token(token))
+        return (
+            f"CRDs established; ClusterRole bound to "
+            f"{manifests.OPERATOR_NAMESPACE}/{manifests.OPERATOR_ACCOUNT}"
+        )
 
     def _operator(self, stack: contextlib.ExitStack) -> str:
         self._require("operator")
@@ -247,6 +261,8 @@ class Demo:
         health = ports.free_port()
         env = {
             **self._child_env(),
+            # Its own ServiceAccount's token, bound to the shipped ClusterRole (not the admin).
+            "KUBECONFIG": str(self.operator_kubeconfig),
             "MODELPILOT_OPERATOR_NAMESPACES": self.o.namespace,
             "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": self.tracking_uri,
             "MODELPILOT_OPERATOR_HEALTH_PORT": str(health),
@@ -566,7 +582,8 @@ def parse_variant(raw: dict[str, Any]) -> tl.VariantSample:
         name=str(raw.get("name", "?")),
         weight=float(raw.get("weight", 0) or 0),
         requests=int(raw.get("requests", 0) or 0),
-        rewards=float(raw.get("rewards", 0) or 0),
+        # rewardSum is the sum of the rewards (successes, for binary ones); rewards counts them.
+        rewards=float(raw.get("rewardSum", raw.get("rewards", 0)) or 0),
         probability_to_be_best=None if p_best is None else float(p_best),
         alpha=_float_or_none(posterior.get("alpha")),
         beta=_float_or_none(posterior.get("beta")),

@@ -60,6 +60,7 @@ class Child:
     pgid: int
     log_path: Path | None
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    stopped: bool = False  # stopped on purpose: its exit is not a failure
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -125,6 +126,8 @@ class Supervisor:
         log_path = self.log_dir / f"{name}.log"
         full_env = {**os.environ, **(env or {})}
         with log_path.open("ab") as log:
+            log.write(f"--- {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
+            log.flush()
             popen = subprocess.Popen(
                 list(argv),
                 stdout=log,
@@ -160,6 +163,8 @@ class Supervisor:
     def check(self) -> None:
         """Raise ChildExitedError if a started child has exited."""
         for child in self.children:
+            if child.stopped:
+                continue
             if child.popen is not None and child.popen.poll() is not None:
                 raise ChildExitedError(
                     f"{child.name} exited with code {child.popen.returncode}; "
@@ -168,6 +173,7 @@ class Supervisor:
 
     def stop(self, child: Child) -> None:
         """Stop one child's whole process group: SIGTERM, then SIGKILL after the grace period."""
+        child.stopped = True
         if child.popen is None and child.pgid == 0:
             self._stop_pid(child.pid)
             return
