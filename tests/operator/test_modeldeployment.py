@@ -125,7 +125,7 @@ def test_moving_the_alias_rolls_out_the_new_version_within_one_resync_and_record
         op.apply_yaml(
             control_plane, op.modeldeployment("iris", registered_model.name), "-n", namespace
         )
-        op.wait_for("v1 Ready", lambda: ready_md(control_plane, namespace, version="1"), timeout=10)
+        op.wait_for("v1 Ready", lambda: ready_md(control_plane, namespace, version="1"), timeout=30)
         registered_model.move_alias("2")
         moved = time.monotonic()
         md = op.wait_for(
@@ -169,7 +169,7 @@ def test_an_unknown_alias_sets_degraded_model_not_found_and_builds_nothing(
             cond = op.condition(md, "Degraded")
             return md if cond and cond["reason"] == "ModelNotFound" else None
 
-        md = op.wait_for("Degraded/ModelNotFound", degraded, timeout=10)
+        md = op.wait_for("Degraded/ModelNotFound", degraded, timeout=30)
         # Two resync periods later: still nothing built, operator alive and still looking.
         deadline = time.monotonic() + 2 * op.RESYNC_SECONDS
         while time.monotonic() < deadline:
@@ -207,7 +207,7 @@ def test_an_unreachable_registry_sets_degraded_registry_unavailable_and_recovers
             cond = op.condition(md, "Degraded")
             return md if cond and cond["reason"] == "RegistryUnavailable" else None
 
-        md = op.wait_for("Degraded/RegistryUnavailable", unavailable, timeout=10)
+        md = op.wait_for("Degraded/RegistryUnavailable", unavailable, timeout=30)
         assert op.owned_objects(control_plane, namespace, "iris") == {}
         body["spec"]["registry"]["trackingUri"] = tracking_uri  # the registry comes back
         op.apply_yaml(control_plane, body, "-n", namespace)
@@ -226,7 +226,7 @@ def test_a_hand_edit_of_a_managed_deployment_is_reverted(
     body = op.modeldeployment("iris", registered_model.name, serving={"replicas": 2})
     with op.kopf_operator(settings, operator_kubeconfig):
         op.apply_yaml(control_plane, body, "-n", namespace)
-        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=10)
+        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=30)
         control_plane.kubectl("scale", "deployment/iris-stable", "--replicas=5", "-n", namespace)
         control_plane.kubectl(
             "set", "image", "deployment/iris-stable", "model-server=evil:1", "-n", namespace
@@ -260,7 +260,7 @@ def test_deleting_the_modeldeployment_removes_everything_it_owned(
             "-n",
             namespace,
         )
-        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=10)
+        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=30)
         assert set(op.owned_objects(control_plane, namespace, "iris")) == WITH_DRIFT
         control_plane.kubectl("delete", "modeldeployment", "iris", "-n", namespace, "--wait=true")
         op.wait_for(
@@ -295,7 +295,7 @@ def test_removing_drift_from_the_spec_prunes_the_cronjob_and_its_account(
     body = op.modeldeployment("iris", registered_model.name, drift=DRIFT)
     with op.kopf_operator(settings, operator_kubeconfig):
         op.apply_yaml(control_plane, body, "-n", namespace)
-        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=10)
+        op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=30)
         control_plane.kubectl(
             "patch",
             "modeldeployment",

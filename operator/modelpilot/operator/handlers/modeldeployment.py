@@ -37,6 +37,7 @@ from modelpilot.operator.builders import desired, meta, routes
 from modelpilot.registry import client, resolve
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+_LOG = logging.getLogger(__name__)
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 EXPECTED_DEPLOYMENTS = 2  # the stable model server and the router
@@ -88,7 +89,7 @@ class Controller:
                 return  # the timer keeps looking: the alias or version may appear later
             raise kopf.PermanentError(str(exc)) from exc
         try:
-            self._converge(body, model=model, patch=patch, trigger=trigger, now=now)
+            self._converge(body, model=model, trigger=trigger, now=now)
         except apply.KubeError as exc:
             self.metrics.reconcile_errors_total.labels(kind=KIND).inc()
             raise kopf.TemporaryError(
@@ -100,7 +101,6 @@ class Controller:
         body: Mapping[str, Any],
         *,
         model: resolve.ResolvedModel,
-        patch: kopf.Patch,
         trigger: str,
         now: dt.datetime,
     ) -> None:
@@ -135,16 +135,27 @@ class Controller:
             generation=generation,
             now=now,
         )
-        patch.status["observedGeneration"] = generation
-        patch.status["model"] = {"alias": None, **model}  # None deletes a stale alias (merge patch)
-        patch.status["history"] = mdstatus.next_history(
-            status.get("history") or [], version=model["version"], now=now, reason=reason
+        # Written now, not through kopf's patch (applied after the handler returns): a Deployment
+        # that became available meanwhile is then seen by `refresh_readiness` below, or by the
+        # Deployment event handler, either way after this write and never overwritten by it.
+        apply.patch_status(
+            common.API_VERSION,
+            KIND,
+            namespace=namespace,
+            name=name,
+            status={
+                "observedGeneration": generation,
+                "model": {"alias": None, **model},  # None deletes a stale alias (merge patch)
+                "history": mdstatus.next_history(
+                    status.get("history") or [], version=model["version"], now=now, reason=reason
+                ),
+                "endpoint": meta.service_url(
+                    service=meta.router_service_name(name), namespace=namespace
+                ),
+                "traffic": routes.traffic_summary(variants),
+                "conditions": updated,
+            },
         )
-        patch.status["endpoint"] = meta.service_url(
-            service=meta.router_service_name(name), namespace=namespace
-        )
-        patch.status["traffic"] = routes.traffic_summary(variants)
-        patch.status["conditions"] = updated
         if previous != model["version"]:
             _event(
                 body,
@@ -161,6 +172,8 @@ class Controller:
                 reason="Pruned",
                 message="deleted " + ", ".join(f"{kind}/{n}" for kind, n in pruned),
             )
+        if not ready:
+            self.refresh_readiness(namespace, name, logger=_LOG)
 
     def _history_reason(
         self, body: Mapping[str, Any], *, previous: str | None, version: str, trigger: str
@@ -212,9 +225,12 @@ class Controller:
     # ---- readiness from the Deployments' own events -------------------------------------------
     def workload_changed(self, deployment: Mapping[str, Any], *, logger: Logger) -> None:
         labels = deployment["metadata"].get("labels") or {}
-        md_name, namespace = labels.get(meta.LABEL_DEPLOYMENT), deployment["metadata"]["namespace"]
-        if not md_name:
-            return
+        md_name = labels.get(meta.LABEL_DEPLOYMENT)
+        if md_name:
+            self.refresh_readiness(deployment["metadata"]["namespace"], md_name, logger=logger)
+
+    def refresh_readiness(self, namespace: str, md_name: str, *, logger: Logger) -> None:
+        """Recompute Ready/Progressing from the Deployments as they are now; patch on a flip."""
         md = apply.get(common.API_VERSION, KIND, namespace=namespace, name=md_name)
         if md is None or md["metadata"].get("deletionTimestamp"):
             return
