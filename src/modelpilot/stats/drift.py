@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -98,17 +99,21 @@ class KsResult:
 def ks_statistic_sorted(x: FloatArray, y: FloatArray) -> float:
     """sup |F_x - F_y| for two sorted, non-empty, NaN-free samples.
 
-    F_x - F_y only rises at points of x and only falls at points of y, so its maximum is reached
-    at some x_i and its minimum at some y_k. At the i-th value of sorted x, (i + 1) / n1 is largest
-    at the last of a run of ties, where it equals F_x(x_i): so max_i ((i + 1)/n1 - F_y(x_i)) is the
-    maximum, from one searchsorted per side. The integers are those scipy's ks_2samp divides, so the
-    ECDF differences are the same floating-point numbers.
+    F_x - F_y rises only at points of x, so its maximum is at some x_i, where it is
+    (i + 1)/n1 - #{y <= x_i}/n2 for the last x_i of a run of ties (earlier copies give less).
+    Its minimum is on some interval [x_{j-1}, x_j), where F_x = j/n1 and F_y is at most
+    #{y < x_j}/n2 (and 0 after the last x). Both come from searching x in y: once ("right") when
+    no value of x occurs in y, twice ("left" too) when some do. The integers are those scipy's
+    ks_2samp divides at the same points, so the extremes are the same floating-point numbers.
     """
     n1, n2 = x.shape[0], y.shape[0]
-    d_plus = np.arange(1, n1 + 1) / n1 - np.searchsorted(y, x, side="right") / n2
-    d_minus = np.searchsorted(x, y, side="right") / n1 - np.arange(1, n2 + 1) / n2
-    max_s = float(d_plus.max())
-    min_s = min(max(-float(d_minus.min()), 0.0), 1.0)
+    right = np.searchsorted(y, x, side="right")  # #{y <= x_i}
+    hit = right > 0
+    cross_ties = bool(np.any(y[right[hit] - 1] == x[hit]))
+    left = np.searchsorted(y, x, side="left") if cross_ties else right  # #{y < x_j}
+    ranks = np.arange(n1 + 1) / n1
+    max_s = float((ranks[1:] - right / n2).max())
+    min_s = min(max(-float((ranks[:-1] - left / n2).min()), 0.0), 1.0)
     return max(max_s, min_s)
 
 
@@ -187,7 +192,12 @@ def _ks_sorted(x: FloatArray, y: FloatArray) -> KsResult:
         raise errors.InputError("ks_2samp: both samples need at least one non-null value")
     d = ks_statistic_sorted(x, y)
     if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
-        return KsResult(statistic=d, pvalue=float(scipy.stats.ks_2samp(x, y).pvalue))
+        with warnings.catch_warnings():
+            # For some sizes scipy's exact method fails and it falls back to "asymp" with a
+            # RuntimeWarning; the value is scipy's either way, so the warning is only noise here.
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+            pvalue = float(scipy.stats.ks_2samp(x, y).pvalue)
+        return KsResult(statistic=d, pvalue=pvalue)
     return KsResult(statistic=d, pvalue=float(ks_pvalues_asymptotic(d, x.shape[0], y.shape[0])[0]))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -71,6 +72,23 @@ def test_ks_statistic_and_p_value_equal_scipy_on_data_with_ties(n1: int, n2: int
         expected = scipy.stats.ks_2samp(a, b)
         assert got.statistic == pytest.approx(expected.statistic, abs=1e-9)
         assert got.pvalue == pytest.approx(expected.pvalue, abs=1e-9)
+
+
+def test_ks_equals_scipy_on_thousands_of_small_samples_full_of_ties() -> None:
+    rng = np.random.default_rng(12)
+    for trial in range(2000):
+        n1, n2 = (int(v) for v in rng.integers(1, 60, size=2))
+        levels = int(rng.integers(1, 8))
+        a = rng.integers(0, levels, size=n1).astype(float)
+        b = rng.integers(0, levels, size=n2).astype(float)
+        if trial % 3 == 0:
+            b = b + rng.normal(0, 1, size=n2)  # some trials without cross ties
+        got = drift.ks_2samp(a, b)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+            expected = scipy.stats.ks_2samp(a, b)
+        assert got.statistic == pytest.approx(expected.statistic, abs=1e-12)
+        assert got.pvalue == pytest.approx(expected.pvalue, abs=1e-12)
 
 
 def test_ks_ignores_nulls_like_dropping_them() -> None:
