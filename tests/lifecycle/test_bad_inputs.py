@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modelpilot.lifecycle import tracking
 from modelpilot.testing import ports
 
 pytestmark = pytest.mark.mlflow
@@ -115,3 +116,10 @@ def test_a_schema_with_an_unknown_type_is_a_one_line_error(uri: str, tmp_path: P
     data.write_text("a\n1\n")
     proc = modelpilot("data", "validate", "--data", str(data), "--schema", str(schema), uri=uri)
     assert_one_line_error(proc, "schema.columns.a.type", "decimal")
+
+
+def test_registering_a_run_without_that_model_names_what_the_run_has(uri: str) -> None:
+    with tracking.run(experiment="bad-inputs", tracking_uri=uri) as run:
+        run.log_params({"note": "no model logged"})
+    proc = modelpilot("models", "register", "--run", run.run_id, "--name", "nothing-here", uri=uri)
+    assert_one_line_error(proc, "--artifact-path", "no logged model named 'model'", "has: none")

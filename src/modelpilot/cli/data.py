@@ -13,6 +13,7 @@ import click
 import pandas as pd
 
 from modelpilot import errors
+from modelpilot.cli import models as models_cli
 from modelpilot.lifecycle import checks, datavalidate, yamlio
 from modelpilot.registry import client as registry_client
 from modelpilot.registry import profiles
@@ -88,6 +89,7 @@ def data() -> None:
     envvar="MLFLOW_TRACKING_URI",
     help="MLflow tracking server, for --profile models:/...",
 )
+@models_cli.registry_failures_are_one_line
 def validate(
     data_path: Path,
     schema: Path | None,

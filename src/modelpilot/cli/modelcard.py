@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from modelpilot.cli import models as models_cli
 from modelpilot.lifecycle import card, card_writer, yamlio
 
 
@@ -42,6 +43,7 @@ from modelpilot.lifecycle import card, card_writer, yamlio
     envvar="MLFLOW_TRACKING_URI",
     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
 )
+@models_cli.registry_failures_are_one_line
 def model_card(
     name: str,
     version: str,

@@ -8,14 +8,36 @@ GITHUB_ACTOR, else the login name.
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import click
+import mlflow.exceptions
 
 from modelpilot.lifecycle import registration
 from modelpilot.registry import client as registry_client
 from modelpilot.registry import models as registry_models
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def registry_failures_are_one_line(fn: Callable[P, R]) -> Callable[P, R]:
+    """An MLflow failure that `registry.client.mapped_errors` did not classify (a server error, an
+    MLflow-side check) still ends as one line and exit 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except mlflow.exceptions.MlflowException as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(f"registry error: {text[:300]}") from exc
+
+    return wrapper
+
 
 tracking_uri_option = click.option(
     "--tracking-uri",
@@ -52,6 +74,7 @@ def models() -> None:
 @click.option("--reason", "-m", default="", help="Why (default: 'registered from run ...').")
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def register(
     run_id: str,
     name: str,
@@ -104,6 +127,7 @@ def register(
 @reason_option
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def alias_cmd(
     name: str,
     alias: str,
@@ -130,6 +154,7 @@ def alias_cmd(
 @reason_option
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def promote(
     name: str, version: str | None, reason: str, tracking_uri: str | None, as_json: bool
 ) -> None:
@@ -143,6 +168,7 @@ def promote(
 @reason_option
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def rollback(name: str, reason: str, tracking_uri: str | None, as_json: bool) -> None:
     """Restore the champion that the current champion replaced."""
     c = registry_client.make_client(tracking_uri)
@@ -153,6 +179,7 @@ def rollback(name: str, reason: str, tracking_uri: str | None, as_json: bool) ->
 @click.option("--name", default=None, help="List the versions of this model (default: all models).")
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def list_cmd(name: str | None, tracking_uri: str | None, as_json: bool) -> None:
     """Registered models with their aliases, or the versions of one model."""
     c = registry_client.make_client(tracking_uri)
@@ -190,6 +217,7 @@ def list_cmd(name: str | None, tracking_uri: str | None, as_json: bool) -> None:
 @click.option("--name", required=True)
 @tracking_uri_option
 @json_option
+@registry_failures_are_one_line
 def history(name: str, tracking_uri: str | None, as_json: bool) -> None:
     """Every recorded change to a model, oldest first: when, who, what, why."""
     c = registry_client.make_client(tracking_uri)

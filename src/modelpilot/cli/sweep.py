@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from modelpilot.cli import models as models_cli
 from modelpilot.lifecycle import sweep as sweep_mod
 from modelpilot.lifecycle import yamlio
 
@@ -41,6 +42,7 @@ from modelpilot.lifecycle import yamlio
     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@models_cli.registry_failures_are_one_line
 def sweep(
     config_path: Path,
     storage: str | None,

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from modelpilot import errors
+from modelpilot.cli import models as models_cli
 from modelpilot.lifecycle import checks, gate, yamlio
 
 
@@ -53,6 +54,7 @@ from modelpilot.lifecycle import checks, gate, yamlio
     envvar="MLFLOW_TRACKING_URI",
     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
 )
+@models_cli.registry_failures_are_one_line
 def validate(
     model_uri: str,
     data: Path,

@@ -137,18 +137,23 @@ def register(
     """Register the model logged by `run_id` under `name`; optionally give it `alias`."""
     with registry_client.mapped_errors(f"run {run_id}"):
         run = c.get_run(run_id)
-    with registry_client.mapped_errors(f"run {run_id}"):
-        logged = list(run.outputs.model_outputs if run.outputs else [])
-        artifacts = [a.path for a in c.list_artifacts(run_id)]
-    if not logged and artifact_path not in artifacts:
-        raise errors.InputError(f"--run: run {run_id} has no logged model named {artifact_path!r}")
+        # MLflow 3 logs models as LoggedModel entities linked to the run; older runs keep the
+        # model as a run artifact directory. Either may be named by `artifact_path`.
+        logged = c.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        )
+        names = {m.name for m in logged}
+        if artifact_path not in names:
+            legacy = {a.path for a in c.list_artifacts(run_id, artifact_path)}
+            if f"{artifact_path}/MLmodel" in legacy:
+                names.add(artifact_path)
+    if artifact_path not in names:
+        found = ", ".join(sorted(names)) or "none"
+        raise errors.InputError(
+            f"--artifact-path: run {run_id} has no logged model named {artifact_path!r} "
+            f"(it has: {found})"
+        )
     with registry_client.mapped_errors(f"model {name}"):
-        try:
-            c.get_registered_model(name)
-        except mlflow.exceptions.MlflowException as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            c.create_registered_model(name)
         mv = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name)
         if description:
             c.update_model_version(name, mv.version, description=description)
