@@ -32,6 +32,7 @@ def test_instances_as_objects_and_as_lists_decode_to_the_same_columns() -> None:
         ([{"a": "1", "b": 2}], "instances[0].a: expected a number"),
         ([{"a": 1.0, "b": 2.5}], "instances[0].b: expected an integer"),
         ([{"a": True, "b": 2}], "instances[0].a: expected a number"),
+        ([{"a": 10**400, "b": 2}], "instances[0].a: 1000"),
         ([{"b": 2}], "instances[0].a: missing"),
         ([{"a": 1, "b": 2, "z": 0}], "instances[0].z: not an input"),
         ([[1, 2]], "instances[0]: expected 3 values"),

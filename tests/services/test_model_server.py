@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import mlflow.pyfunc
@@ -181,3 +182,37 @@ def test_metrics_count_requests_errors_and_predicted_classes(
         assert delta("modelpilot_model_predictions_total", **{"class": str(cls)}) == int(
             (predicted == cls).sum()
         )
+
+
+def test_a_server_whose_model_cannot_load_is_live_but_never_ready_and_answers_503(
+    iris_model: svc.RegisteredModel, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from modelpilot.testing import ports
+
+    port = ports.free_port()
+    env = {
+        "MODELPILOT_SERVER_MODEL_URI": f"models:/{iris_model.name}/999",
+        "MODELPILOT_SERVER_TRACKING_URI": iris_model.tracking_uri,
+        "MODELPILOT_SERVER_HOST": "127.0.0.1",
+        "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_LOAD_RETRY_SECONDS": "0.5",
+    }
+    with svc.running_process(
+        ["-m", "modelpilot.modelserver"],
+        env,
+        log=Path(str(tmp_path)) / "server.log",
+        port=port,
+        ready_path="/v2/health/live",
+    ) as proc:
+        assert httpx.get(proc.url + "/v2/health/ready").status_code == 503
+        r = httpx.post(proc.url + "/predict", json={"instances": [[1.0, 2.0, 3.0, 4.0]]})
+        assert r.status_code == 503
+        assert "still loading" in r.json()["error"]
+        # The load error is logged (and retried): poll the log with a deadline.
+        deadline = time.monotonic() + 60
+        while "not found" not in proc.log.read_text():
+            assert time.monotonic() < deadline, proc.log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert httpx.get(proc.url + "/v2/health/ready").status_code == 503

@@ -81,7 +81,10 @@ def _check_value(value: Any, column: Column, where: str) -> Any:
     if kind in _NUMERIC:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise errors.InvalidInputError(f"{where}: expected a number, got {_show(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as exc:  # an integer beyond the float range
+            raise errors.InvalidInputError(f"{where}: {_show(value)} is out of range") from exc
     if kind in _INTEGRAL:
         if isinstance(value, bool) or not isinstance(value, int):
             raise errors.InvalidInputError(f"{where}: expected an integer, got {_show(value)}")

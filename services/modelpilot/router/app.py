@@ -99,7 +99,12 @@ class FastPath:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            answer = await self.router.forward(scope["path"], b"".join(chunks), headers)
+            # The raw (still percent-encoded) path: forwarded as received, never re-decoded.
+            raw = scope.get("raw_path")
+            path = raw.decode("latin-1") if raw else scope["path"]
+            if scope.get("query_string"):
+                path += "?" + scope["query_string"].decode("latin-1")
+            answer = await self.router.forward(path, b"".join(chunks), headers)
         except proxy.RouterError as exc:
             await _send_json(send, exc.status, {"error": exc.message})
             return

@@ -115,6 +115,8 @@ class Router:
         start = time.perf_counter()
         try:
             response = await self.client.post(variant.url + path, content=body, headers=headers)
+        except httpx.InvalidURL as exc:  # the client's path is not a valid URL path
+            raise RouterError(400, f"path: not a valid URL path ({exc})") from exc
         except httpx.HTTPError as exc:
             failure: httpx.Response | str = f"{type(exc).__name__}: {exc}"[:200]
         else:
