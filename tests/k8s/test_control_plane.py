@@ -1,8 +1,9 @@
 """The local control plane behaves like a real cluster: scheduling, controllers, GC, RBAC, helm.
 
-Everything here runs against the session's `control_plane` (real etcd, kube-apiserver,
-controller-manager, scheduler; kwok plays the kubelet). Each test works in its own namespace and
-waits by polling the API with a deadline, never by sleeping a fixed time.
+The cluster tests run against the session's `control_plane` (real etcd, kube-apiserver,
+controller-manager, scheduler; kwok plays the kubelet), each in its own namespace, waiting by
+polling the API with a deadline, never by sleeping a fixed time. The harness tests at the end start
+planes of their own (`up`/`down`, a SIGKILLed owner, a squatted port) and check nothing is left.
 """
 
 from __future__ import annotations
