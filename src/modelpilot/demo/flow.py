@@ -171,10 +171,11 @@ class Demo:
     def _write_report(self) -> None:
         step = self.timeline.step("report")
         step.started = time.time()
+        path = self.state / "report.html"
+        # Marked done before it is built so the report counts itself; undone if writing fails.
+        step.status, step.detail, step.finished = "done", str(path), time.time()
         try:
-            path = self.state / "report.html"
             path.write_text(report_mod.build_html(self.timeline))
-            step.status, step.detail = "done", str(path)
         except Exception as exc:  # the report must never hide the real outcome
             step.status, step.detail = "failed", f"{type(exc).__name__}: {exc}"
         step.finished = time.time()

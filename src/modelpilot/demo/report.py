@@ -56,7 +56,16 @@ def plot_weights(snapshots: Sequence[tl.Snapshot]) -> Figure:
     for name in _variant_names(snapshots):
         ts = [s.t for s in snapshots for v in s.variants if v.name == name]
         ws = [v.weight for s in snapshots for v in s.variants if v.name == name]
-        ax.step(ts, ws, where="post", label=name, linewidth=2)
+        versions = list(
+            dict.fromkeys(
+                v.model_version
+                for s in snapshots
+                for v in s.variants
+                if v.name == name and v.model_version
+            )
+        )
+        label = f"{name} (v{' -> v'.join(versions)})" if versions else name
+        ax.step(ts, ws, where="post", label=label, linewidth=2)
     previous = None
     for snap in snapshots:
         if previous is not None and snap.phase != previous:
