@@ -325,6 +325,36 @@ def test_helm_uninstall_removes_everything_but_the_kept_crds(
     )
 
 
+def test_reinstalling_after_uninstall_adopts_the_kept_crds_and_upgrades_in_place(
+    control_plane: controlplane_harness.ControlPlane,
+) -> None:
+    # The kept CRDs still carry the release's ownership annotations, so installing the same release
+    # again takes them over (cert-manager's documented path), and `helm upgrade` then rolls out.
+    control_plane.helm(
+        "install", RELEASE, str(CHART), "-n", NAMESPACE, "--wait", "--timeout", "180s", timeout=240
+    )
+    try:
+        control_plane.helm(
+            "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+            "--set", "operator.replicas=2", "--wait", "--timeout", "180s",
+            timeout=240,
+        )  # fmt: skip
+        deployment = json.loads(
+            control_plane.kubectl(
+                "get", "deployment", OPERATOR_SA, "-n", NAMESPACE, "-o", "json"
+            ).stdout
+        )
+        assert deployment["status"]["readyReplicas"] == 2
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "MODELPILOT_OPERATOR_PEERING_NAME", "value": "modelpilot"} in env
+        history = json.loads(
+            control_plane.helm("history", RELEASE, "-n", NAMESPACE, "-o", "json").stdout
+        )
+        assert [h["status"] for h in history] == ["superseded", "deployed"]
+    finally:
+        control_plane.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+
+
 def test_namespace_scope_confines_the_operator_to_its_namespace(
     control_plane: controlplane_harness.ControlPlane,
 ) -> None:
