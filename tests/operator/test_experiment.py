@@ -469,11 +469,17 @@ def test_killing_the_operator_between_updates_loses_and_doubles_no_count_and_sti
 
                     op.wait_for("the counts to catch up exactly", caught_up, timeout=30)
                     driver.running.set()
-                    done = op.wait_for(
-                        "Promoted after the restart",
-                        lambda: phase_is(control_plane, namespace, "Promoted", "RolledBack"),
-                        timeout=180,
-                    )
+                    try:
+                        done = op.wait_for(
+                            "Promoted after the restart",
+                            lambda: phase_is(control_plane, namespace, "Promoted", "RolledBack"),
+                            timeout=180,
+                        )
+                    except AssertionError as exc:
+                        exp = op.get(control_plane, exp_path(namespace))
+                        log.flush()
+                        tail = (tmp_path / "operator.log").read_text()[-3000:]
+                        raise AssertionError(f"{exc}; status: {exp.get('status')}; log: {tail}") from exc
                     md = op.wait_for(
                         "version 2 served",
                         lambda: (

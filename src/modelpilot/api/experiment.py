@@ -321,6 +321,12 @@ def _status() -> s.Schema:
                     "paused": s.boolean(
                         "Adaptation is paused by a mismatch until the spec changes."
                     ),
+                    "expected": {
+                        "type": "object",
+                        "description": "Variant -> share of requests the routes in force meant "
+                        "it to get at the last update (one candidate split of the next test).",
+                        "additionalProperties": s.number("A share in [0, 1].", minimum=0),
+                    },
                 },
             ),
             "lastUpdateTime": s.string(

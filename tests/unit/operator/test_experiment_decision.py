@@ -284,26 +284,29 @@ def test_under_reported_requests_are_detected_as_sample_ratio_mismatch_and_pause
     raw = make_spec(stopping={"minSamplesPerVariant": 1000, "maxDuration": "1h"})
     run = run_experiment(raw, traffic, intervals=200, inject={3: under_report})
 
-    before, at = run.statuses[2], run.statuses[3]
-    assert not before["srm"]["mismatch"]
-    assert at["srm"]["mismatch"]
+    assert not any(s["srm"].get("mismatch") for s in run.statuses[:3])
+    # Detected within a few updates (not in an interval whose split a change of weights explains).
+    k = next(i for i, s in enumerate(run.statuses) if s["srm"].get("mismatch"))
+    assert 3 <= k <= 6
+    before, at = run.statuses[k - 1], run.statuses[k]
     assert at["srm"]["paused"]
-    # The p-value is scipy's chi-square goodness of fit on the interval against the split in force.
+    # Against the split in force alone, scipy's chi-square is at least as significant: the
+    # composite null (mixtures of the splits before and now) can only make the test milder.
     req = {
         n: _variant(at, n)["requests"] - _variant(before, n)["requests"]
         for n in ("stable", "challenger")
     }
     w = _weights_of(before)
     expected = [sum(req.values()) * w[n] / 100 for n in ("stable", "challenger")]
-    oracle = sps.chisquare([req["stable"], req["challenger"]], expected).pvalue
-    assert at["srm"]["pValue"] == pytest.approx(oracle, rel=1e-6)
-    assert [a.kind for a in run.actions[3]] == ["pause", "apply-weights"]
+    plain = sps.chisquare([req["stable"], req["challenger"]], expected).pvalue
+    assert plain <= at["srm"]["pValue"] < 0.001
+    assert [a.kind for a in run.actions[k]] == ["pause", "apply-weights"]
     cond = next(c for c in at["conditions"] if c["type"] == "SampleRatioMismatch")
     assert cond["status"] == "True"
 
     # Paused: the split is frozen and nothing is promoted, however strong the evidence gets.
     frozen = _weights_of(at)
-    assert all(_weights_of(s) == frozen for s in run.statuses[3:-1])
+    assert all(_weights_of(s) == frozen for s in run.statuses[k:-1])
     assert not any(a.kind == "promote" for acts in run.actions for a in acts)
     assert run.final["phase"] == decision.CONCLUDED  # by maxDuration, with a report
     assert "paused" in run.final["decision"]["reason"]

@@ -43,7 +43,8 @@ import numpy as np
 from modelpilot.operator.experiment import conditions, guardrails, posterior
 from modelpilot.operator.experiment import counts as counts_mod
 from modelpilot.operator.experiment import spec as spec_mod
-from modelpilot.stats import abtest, bandits
+from modelpilot.operator.experiment import srm as srm_mod
+from modelpilot.stats import bandits
 
 PENDING, RUNNING = "Pending", "Running"
 PROMOTED, ROLLED_BACK, CONCLUDED, FAILED = "Promoted", "RolledBack", "Concluded", "Failed"
@@ -149,25 +150,6 @@ def _normalised(variant: Mapping[str, Any], reward_type: str) -> dict[str, Any]:
     out.setdefault("posterior", posterior.prior(reward_type))
     out.setdefault("posteriorMean", posterior.mean(out["posterior"]))
     return out
-
-
-def _srm(
-    interval_requests: Mapping[str, int], shares_in_force: Mapping[str, float]
-) -> float | None:
-    """p-value of the interval's split against the shares in force, or None when untestable.
-
-    Untestable: fewer than two variants with traffic, fewer than `SRM_MIN_REQUESTS` requests, or
-    an expected count below 5 (where the chi-square approximation is not trusted, Cochran 1954).
-    """
-    names = [n for n, w in shares_in_force.items() if w > 0 and n in interval_requests]
-    observed = [interval_requests[n] for n in names]
-    total_share = sum(shares_in_force[n] for n in names)
-    if len(names) < 2 or sum(observed) < SRM_MIN_REQUESTS:
-        return None
-    if min(sum(observed) * shares_in_force[n] / total_share for n in names) < 5:
-        return None
-    result = abtest.srm_test(observed, [shares_in_force[n] for n in names])
-    return float(result.p_value)
 
 
 def _shares(
@@ -347,7 +329,17 @@ def decide(
 
     # Sample-ratio mismatch over this interval, against the split that was in force.
     srm = dict(prev.get("srm") or {})
-    p_srm = _srm({n: delta[n].requests for n in names}, in_force)
+    # Candidates: the split in force at the previous update (routers may still have been on it
+    # at the start of the interval) and the split in force now; see `srm`.
+    candidates = [c for c in (srm.get("expected"), in_force) if c]
+    p_srm = srm_mod.p_value(
+        {n: delta[n].requests for n in names}, candidates, min_requests=SRM_MIN_REQUESTS
+    )
+    total_in_force = sum(max(0.0, float(w)) for w in in_force.values())
+    if total_in_force > 0:
+        srm["expected"] = {
+            n: round(max(0.0, float(w)) / total_in_force, 6) for n, w in sorted(in_force.items())
+        }
     if p_srm is not None:
         srm["pValue"] = p_srm
         srm["mismatch"] = p_srm < spec.srm_p_value
