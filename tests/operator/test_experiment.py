@@ -479,7 +479,9 @@ def test_killing_the_operator_between_updates_loses_and_doubles_no_count_and_sti
                         exp = op.get(control_plane, exp_path(namespace))
                         log.flush()
                         tail = (tmp_path / "operator.log").read_text()[-3000:]
-                        raise AssertionError(f"{exc}; status: {exp.get('status')}; log: {tail}") from exc
+                        raise AssertionError(
+                            f"{exc}; status: {exp.get('status')}; log: {tail}"
+                        ) from exc
                     md = op.wait_for(
                         "version 2 served",
                         lambda: (
