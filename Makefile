@@ -116,7 +116,7 @@ define require-docker-kind
 	@command -v $(KIND) >/dev/null 2>&1 || { echo "$@: '$(KIND)' is not installed: 'go install sigs.k8s.io/kind@latest' puts it in ~/go/bin" >&2; exit 1; }
 endef
 
-.PHONY: chart-sync chart-lint manifests-bundle promtool alerts-check images kind-up kind-load kind-deploy e2e-kind kind-down test-delivery
+.PHONY: crds chart-sync chart-lint manifests-bundle promtool alerts-check images kind-up kind-load kind-deploy e2e-kind kind-down test-delivery
 chart-sync: ## copy CRDs, RBAC, dashboards and alert rules into the chart (tests check they are equal)
 	@mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/dashboards $(CHART)/files/alerts
 	rm -f $(CHART)/files/crds/*.yaml $(CHART)/files/rbac/*.yaml $(CHART)/files/dashboards/*.json
@@ -124,6 +124,8 @@ chart-sync: ## copy CRDs, RBAC, dashboards and alert rules into the chart (tests
 	cp manifests/rbac/*.yaml $(CHART)/files/rbac/
 	cp dashboards/*.json $(CHART)/files/dashboards/
 	cp alerts/modelpilot-rules.yaml $(CHART)/files/alerts/
+
+crds: manifests chart-sync manifests-bundle ## after an API change: render CRDs/RBAC, copy them into the chart, re-render the bundle
 
 chart-lint: ## helm lint --strict and helm template over every ci/*-values.yaml
 	@for f in $(CHART_CI_VALUES); do \
