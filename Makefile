@@ -205,6 +205,11 @@ demo-report: venv ## rebuild .demo/report.html from the last run's .demo/timelin
 bench: venv k8s-binaries ## run every bench-* target present, then write bench/RESULTS.md (machine, versions, ratios)
 	$(PY) bench/report.py --run --make "$(MAKE)"
 
+.PHONY: bench-regret
+bench-regret: venv ## cumulative regret of the experiment loop: thompson vs epsilon-greedy vs fixed 50/50, same traffic
+	@mkdir -p bench/out
+	$(PY) bench/regret.py --out bench/out/regret.json
+
 .PHONY: bench-drift
 bench-drift: venv ## drift stats (PSI+KS+JS per column): modelpilot vs plain loop vs Evidently, 200k x 20 and 1M x 50
 	@mkdir -p bench/out
