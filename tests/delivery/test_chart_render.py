@@ -323,6 +323,13 @@ def test_mlflow_takes_an_external_database_uri_from_a_secret(render_chart: Any) 
         "name": "mlflow-database",
         "key": "uri",
     }
+    uri = "postgresql://mlflow@db.example:5432/mlflow"
+    direct = render_chart(sets=("mlflow.enabled=true", f"mlflow.backendStore.uri={uri}"))
+    server = next(
+        d for d in _kind(direct, "Deployment") if d["metadata"]["name"].endswith("-mlflow")
+    )
+    env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == uri
 
 
 def test_two_replicas_turn_on_kopf_peering(render_chart: Any) -> None:

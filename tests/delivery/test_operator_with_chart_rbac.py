@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import mlflow.tracking
 import pytest
 import yaml
-from kopf.testing import KopfRunner
+from kopf import testing as kopf_testing
 from kubernetes.config import kube_config
 
 from modelpilot.operator import main as operator_main
@@ -123,7 +123,7 @@ def _operator(
     settings: operator_settings.OperatorSettings,
     kubeconfig: Path,
     metrics: operator_metrics.Metrics,
-) -> Iterator[KopfRunner]:
+) -> Iterator[kopf_testing.KopfRunner]:
     """The operator under kopf's test runner, logged in with `kubeconfig` only. The kubernetes
     client reads KUBECONFIG once, at import, into KUBE_CONFIG_DEFAULT_LOCATION (kopf's login
     calls `load_kube_config()` without a path), so both are pointed at the token's kubeconfig."""
@@ -131,7 +131,7 @@ def _operator(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KUBECONFIG", str(kubeconfig))
         patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
-        with KopfRunner(
+        with kopf_testing.KopfRunner(
             args,
             registry=operator_main.build_registry(settings, metrics=metrics),
             settings=operator_main.build_kopf_settings(settings),
