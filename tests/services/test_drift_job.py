@@ -137,3 +137,74 @@ def test_a_window_that_cannot_be_reached_is_skipped_and_no_window_at_all_exits_1
         cli_main.main([*base, "--window-url", dead])
     assert info.value.code == 1
     assert "no drift window collected" in capsys.readouterr().err
+
+
+def test_the_drift_gauges_are_pushed_with_the_documented_names_and_labels(
+    fed_servers: tuple[svc.Proc, svc.Proc, pd.DataFrame],
+    iris_model: svc.RegisteredModel,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A stand-in for the Pushgateway: a real loopback HTTP server that records what is pushed
+    # (the Pushgateway itself is a Go binary this tier does not build). It checks the request the
+    # drift job sends, not the Pushgateway's own behaviour.
+    import http.server
+    import threading
+
+    import prometheus_client.parser
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        a, b, _ = fed_servers
+        cli_main.main(
+            [
+                "drift",
+                "run",
+                "--deployment",
+                "iris",
+                "--namespace",
+                "ml",
+                "--no-status",
+                "--model",
+                f"{iris_model.name}/{iris_model.version}",
+                "--tracking-uri",
+                iris_model.tracking_uri,
+                "--window-url",
+                a.url,
+                "--window-url",
+                b.url,
+                "--pushgateway",
+                f"127.0.0.1:{server.server_address[1]}",
+            ]
+        )
+        capsys.readouterr()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1
+    method, path, body = received[0]
+    assert method == "PUT"
+    assert path == "/metrics/job/modelpilot-drift/namespace/ml/deployment/iris"
+    samples = {
+        (s.name, s.labels.get("feature")): s.value
+        for family in prometheus_client.parser.text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("modelpilot_drift_drifted_features", None)] == 2
+    for feature in iris_model.features.columns:
+        assert samples[("modelpilot_drift_psi", feature)] >= 0
+        assert ("modelpilot_drift_ks_pvalue", feature) in samples
+    assert samples[("modelpilot_drift_psi", "sepal_length")] > 0.2

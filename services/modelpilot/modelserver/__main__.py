@@ -38,6 +38,7 @@ def run(config: settings.ServerSettings) -> None:
         port=config.port,
         log_level=config.log_level,
         access_log=False,
+        timeout_keep_alive=int(config.keep_alive_seconds),
     )
 
 

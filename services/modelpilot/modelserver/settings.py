@@ -72,5 +72,12 @@ class ServerSettings(pydantic_settings.BaseSettings):
     )
     """Pause between attempts when loading the model fails (the pod stays unready meanwhile)."""
 
+    keep_alive_seconds: float = pydantic.Field(
+        default=75.0, gt=0, description="Idle keep-alive connections are closed after this."
+    )
+    """Idle keep-alive timeout. Longer than the clients' own (httpx expires pooled connections
+    after 5 s, uvicorn's default is also 5 s: equal timeouts race, and a request sent on a
+    connection the server is closing fails with a read error). 75 s is nginx's default."""
+
     log_level: str = pydantic.Field(default="info", description="uvicorn log level.")
     """uvicorn log level."""

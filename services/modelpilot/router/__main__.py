@@ -37,6 +37,7 @@ def run(config: settings.RouterSettings) -> None:
         port=config.port,
         log_level=config.log_level,
         access_log=False,
+        timeout_keep_alive=int(config.keep_alive_seconds),
     )
 
 

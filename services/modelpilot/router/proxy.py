@@ -73,6 +73,9 @@ class Router:
         limits = httpx.Limits(
             max_connections=self.settings.max_connections,
             max_keepalive_connections=self.settings.max_connections,
+            # Below the model servers' keep-alive timeout (75 s), so the pool never reuses a
+            # connection the server is about to close.
+            keepalive_expiry=30.0,
         )
         timeout = httpx.Timeout(
             self.settings.timeout_seconds, connect=self.settings.connect_timeout_seconds
