@@ -383,3 +383,47 @@ def test_install_bundle_is_the_current_rendering_of_the_chart(helm: Path) -> Non
         "Deployment",
         "ClusterRole",
     }
+
+
+def test_pod_monitor_selects_the_pods_the_operator_builds_on_their_metrics_port(
+    render_chart: Any,
+) -> None:
+    # The PodMonitor and the operator's builders must agree on labels and the port name, or the
+    # serving dashboards and the ModelpilotModelServerDown alert see nothing.
+    from modelpilot.operator.builders import workloads
+
+    pod_monitor = _one(render_chart(CHART / "ci" / "monitoring-values.yaml"), "PodMonitor")
+    selector = pod_monitor["spec"]["selector"]
+    endpoint = pod_monitor["spec"]["podMetricsEndpoints"][0]
+    md = {
+        "apiVersion": "modelpilot.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": "iris",
+            "namespace": "ml",
+            "uid": "0b6c3a52-1f0e-4d7e-9a4e-5d2b1c0f9e11",
+        },
+        "spec": {"model": {"name": "iris-classifier", "alias": "champion"}},
+    }
+    settings = operator_settings.OperatorSettings()
+    built = [
+        workloads.build_model_server_deployment(
+            md,
+            variant="stable",
+            model={"name": "iris-classifier", "version": "3"},
+            replicas=1,
+            settings=settings,
+        ),
+        workloads.build_router_deployment(md, settings=settings),
+    ]
+    for deployment in built:
+        template = deployment["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        assert selector["matchLabels"].items() <= labels.items()
+        for expression in selector["matchExpressions"]:
+            assert labels[expression["key"]] in expression["values"]
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        assert endpoint["port"] in ports
+        assert labels["modelpilot.io/deployment"] == "iris"  # becomes the `deployment` label
+    assert built[0]["spec"]["template"]["metadata"]["labels"]["modelpilot.io/variant"] == "stable"
+    assert endpoint["path"] == "/metrics"
