@@ -27,6 +27,12 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
+def _first_line(exc: BaseException) -> str:
+    """Library messages can span lines; the CLI prints one."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _read_frame(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise errors.InputError(f"file {path}: not found")
@@ -39,7 +45,9 @@ def _read_frame(path: Path) -> pd.DataFrame:
         try:
             return pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise errors.InputError(f"file {path}: not a readable Parquet file ({exc})") from exc
+            raise errors.InputError(
+                f"file {path}: not a readable Parquet file ({_first_line(exc)})"
+            ) from exc
     if suffix in CSV_SUFFIXES:
         try:
             # Everything as text first, so a stray word in a numeric column can be reported.
@@ -49,7 +57,9 @@ def _read_frame(path: Path) -> pd.DataFrame:
         except pd.errors.EmptyDataError as exc:
             raise errors.InputError(f"file {path}: is empty (no header row)") from exc
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise errors.InputError(f"file {path}: not a readable CSV file ({exc})") from exc
+            raise errors.InputError(
+                f"file {path}: not a readable CSV file ({_first_line(exc)})"
+            ) from exc
     raise errors.InputError(
         f"file {path}: unknown format {suffix or '(no extension)'}; use .csv, .tsv or .parquet"
     )

@@ -244,3 +244,29 @@ def test_text_in_a_column_numeric_in_the_reference_is_named(
     )
     assert code == 2
     assert "words.csv: column 'age' holds text (e.g. 'old') but is numeric in" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n", "ragged.csv: not a readable CSV file"),
+        ("junk.parquet", b"PAR1 this is not parquet", "junk.parquet: not a readable Parquet file"),
+        ("data.xlsx", b"whatever", "data.xlsx: unknown format .xlsx"),
+    ],
+)
+def test_unreadable_files_are_one_line_errors(
+    files: dict[str, Path],
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    code, _, err = run(
+        ["drift", "compute", "--reference", str(files["ref_csv"]), "--current", str(bad)], capsys
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
