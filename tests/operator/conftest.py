@@ -26,6 +26,7 @@ from kopf.testing import KopfRunner
 
 from modelpilot.api import rbac, render
 from modelpilot.operator import main as operator_main
+from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.testing import controlplane
 
@@ -180,7 +181,10 @@ def operator_settings(
 
 @contextlib.contextmanager
 def kopf_operator(
-    settings: settings_mod.OperatorSettings, kubeconfig: Path
+    settings: settings_mod.OperatorSettings,
+    kubeconfig: Path,
+    *,
+    metrics: metrics_mod.Metrics | None = None,
 ) -> Iterator[KopfRunner]:
     """The operator in this process (kopf's test runner), authenticated as its ServiceAccount."""
     previous = os.environ.get("KUBECONFIG")
@@ -193,7 +197,7 @@ def kopf_operator(
     try:
         with KopfRunner(
             args,
-            registry=operator_main.build_registry(settings),
+            registry=operator_main.build_registry(settings, metrics=metrics),
             settings=operator_main.build_kopf_settings(settings),
             timeout=60,
         ) as runner:
@@ -206,6 +210,11 @@ def kopf_operator(
     if runner.exception is not None:
         raise runner.exception
     assert runner.exit_code == 0, runner.output[-3000:]
+
+
+def counter(metrics: metrics_mod.Metrics, name: str, kind: str = "ModelDeployment") -> float:
+    value = metrics.registry.get_sample_value(f"{name}_total", {"kind": kind})
+    return float(value or 0.0)
 
 
 def modeldeployment(name: str, model: str, **spec: Any) -> dict[str, Any]:

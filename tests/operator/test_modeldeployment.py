@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from modelpilot.operator import metrics as metrics_mod
 from modelpilot.testing import controlplane, ports
 from tests.operator import conftest as op
 
@@ -62,7 +63,8 @@ def test_applying_a_modeldeployment_by_alias_gives_ready_owned_objects_within_te
     registered_model: op.RegisteredModel,
 ) -> None:
     settings = op.operator_settings(tracking_uri, namespace)
-    with op.kopf_operator(settings, operator_kubeconfig):
+    metrics = metrics_mod.make_metrics()
+    with op.kopf_operator(settings, operator_kubeconfig, metrics=metrics):
         started = time.monotonic()
         op.apply_yaml(
             control_plane,
@@ -111,6 +113,8 @@ def test_applying_a_modeldeployment_by_alias_gives_ready_owned_objects_within_te
     ).stdout
     reasons = {e["reason"] for e in json.loads(events)["items"]}
     assert {"Resolved", "Ready"} <= reasons
+    assert op.counter(metrics, "modelpilot_operator_reconcile") >= 1
+    assert op.counter(metrics, "modelpilot_operator_reconcile_errors") == 0
 
 
 def test_moving_the_alias_rolls_out_the_new_version_within_one_resync_and_records_history(
@@ -161,7 +165,8 @@ def test_an_unknown_alias_sets_degraded_model_not_found_and_builds_nothing(
     settings = op.operator_settings(tracking_uri, namespace)
     body = op.modeldeployment("iris", registered_model.name)
     body["spec"]["model"]["alias"] = "no-such-alias"
-    with op.kopf_operator(settings, operator_kubeconfig) as runner:
+    metrics = metrics_mod.make_metrics()
+    with op.kopf_operator(settings, operator_kubeconfig, metrics=metrics) as runner:
         op.apply_yaml(control_plane, body, "-n", namespace)
 
         def degraded() -> Any:
@@ -187,6 +192,7 @@ def test_an_unknown_alias_sets_degraded_model_not_found_and_builds_nothing(
     assert "no-such-alias" in op.condition(md, "Degraded")["message"]  # type: ignore[index]
     assert op.condition(healed, "Degraded")["status"] == "False"  # type: ignore[index]
     assert "Traceback" not in runner.output
+    assert op.counter(metrics, "modelpilot_operator_reconcile_errors") >= 1
 
 
 def test_an_unreachable_registry_sets_degraded_registry_unavailable_and_recovers(

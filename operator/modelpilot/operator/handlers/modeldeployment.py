@@ -115,11 +115,17 @@ class Controller:
             body, model=model, variants=variants, policy=policy, settings=self.settings
         )
         applied = [apply.apply(obj) for obj in objects]
-        pruned = apply.prune(
-            namespace=namespace,
-            selector=_workload_selector(name),
-            keep=[desired.key(obj) for obj in objects],
-            owner_uid=body["metadata"]["uid"],
+        # A new ModelDeployment owns nothing it does not want (even after a crash mid-create the
+        # leftovers are desired objects): prune only when the spec may have shrunk the set.
+        pruned = (
+            []
+            if trigger == "create"
+            else apply.prune(
+                namespace=namespace,
+                selector=_workload_selector(name),
+                keep=[desired.key(obj) for obj in objects],
+                owner_uid=body["metadata"]["uid"],
+            )
         )
         deployments = [obj for obj in applied if obj.get("kind") == "Deployment"]
         ready, message = mdstatus.workloads_readiness(deployments, expected=EXPECTED_DEPLOYMENTS)
