@@ -45,7 +45,7 @@ def make_spec(policy: dict[str, Any]) -> spec_mod.ExperimentSpec:
     )
 
 
-POLICIES = {
+POLICIES: dict[str, dict[str, Any]] = {
     "thompson": {"type": "thompson"},
     "epsilon-greedy": {"type": "epsilon-greedy", "epsilon": 0.1},
     "fixed 50/50": {"type": "fixed", "stableWeight": 50},

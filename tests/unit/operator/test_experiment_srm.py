@@ -21,17 +21,23 @@ def test_traffic_still_on_the_previous_split_is_no_mismatch_but_a_split_nobody_s
     # One interval played entirely on the old 50/50 routes, read after the routes moved to 97/3.
     requests = {"stable": 209, "challenger": 191}
     old, new = {"stable": 0.5, "challenger": 0.5}, {"stable": 0.0244, "challenger": 0.9756}
-    assert srm.p_value(requests, [new], min_requests=100) < 1e-12
-    assert srm.p_value(requests, [old, new], min_requests=100) > 0.1
-    # Under-reporting: 30 % stable where every mixture of 50/50 and 97/3 has more.
-    assert srm.p_value({"stable": 700, "challenger": 300}, [old, new], min_requests=100) < 1e-6
+    only_new = srm.p_value(requests, [new], min_requests=100)
+    either = srm.p_value(requests, [old, new], min_requests=100)
+    # Under-reporting: 30 % challenger where every mixture of 50/50 and 2/98 has more.
+    under = srm.p_value({"stable": 700, "challenger": 300}, [old, new], min_requests=100)
+    assert only_new is not None
+    assert only_new < 1e-12
+    assert either is not None
+    assert either > 0.1
+    assert under is not None
+    assert under < 1e-6
 
 
 def test_a_mixture_of_two_splits_is_accepted_at_the_chi_square_false_alarm_rate() -> None:
     rng = np.random.default_rng(4)
     old, new = {"a": 0.5, "b": 0.5}, {"a": 0.1, "b": 0.9}
     alarms = 0
-    trials = 2000
+    trials = 800
     for _ in range(trials):
         lam = rng.uniform()
         p_a = lam * 0.5 + (1 - lam) * 0.1
