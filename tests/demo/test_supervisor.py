@@ -119,3 +119,44 @@ def test_sigterm_unwinds_like_ctrl_c_and_the_cleanup_still_runs(tmp_path: Path) 
             proc.wait()
     assert (tmp_path / "interrupted").read_text() == "Interrupted"
     assert not supervisor.group_alive(sleeper["pgid"])
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_second_run_stops_what_a_killed_first_run_left_behind(tmp_path: Path) -> None:
+    first = supervisor.Supervisor(tmp_path, grace=2.0)
+    orphan = first.start("orphan", ["sleep", "300"])
+    # The first run was SIGKILLed: its registry names a supervisor that no longer exists.
+    registry = json.loads((tmp_path / "processes.json").read_text())
+    registry["supervisor"] = _dead_pid()
+    (tmp_path / "processes.json").write_text(json.dumps(registry))
+    assert supervisor.sweep_stale(tmp_path, grace=2.0) == ["orphan"]
+    _poll(
+        lambda: orphan.popen is not None and orphan.popen.poll() is not None,
+        timeout=10,
+        what="orphan reaped",
+    )
+    assert not supervisor.group_alive(orphan.pgid)
+
+
+def test_the_stale_sweep_leaves_alone_a_pid_now_running_something_else(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        entry = {
+            "name": "old",
+            "pid": other.pid,
+            "pgid": other.pid,
+            "adopted": False,
+            "cmdline": "python -m something-that-was-here-before",
+        }
+        registry = {"supervisor": _dead_pid(), "children": [entry]}
+        (tmp_path / "processes.json").write_text(json.dumps(registry))
+        assert supervisor.sweep_stale(tmp_path, grace=2.0) == []
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -106,6 +106,9 @@ class Demo:
     def run(self) -> tl.Timeline:
         self.state.mkdir(parents=True, exist_ok=True)
         (self.state / "logs").mkdir(exist_ok=True)
+        stale = sup_mod.sweep_stale(self.state)
+        if stale:
+            self.view.message(f"stopped what a killed previous run left: {', '.join(stale)}")
         try:
             with contextlib.ExitStack() as stack, sup_mod.signals_as_exceptions():
                 stack.enter_context(self.sup)  # the last sweep, whatever else failed

@@ -61,6 +61,7 @@ class Child:
     log_path: Path | None
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     stopped: bool = False  # stopped on purpose: its exit is not a failure
+    cmdline: str = ""  # as /proc showed it at start: tells a stale entry from a reused pid
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -137,7 +138,14 @@ class Supervisor:
                 cwd=cwd,
                 start_new_session=True,
             )
-        child = Child(name=name, pid=popen.pid, pgid=popen.pid, log_path=log_path, popen=popen)
+        child = Child(
+            name=name,
+            pid=popen.pid,
+            pgid=popen.pid,
+            log_path=log_path,
+            popen=popen,
+            cmdline=_cmdline(popen.pid) or " ".join(argv),
+        )
         self.children.append(child)
         self._write_registry()
         return child
@@ -154,7 +162,7 @@ class Supervisor:
             pgid = pid
         if pgid == os.getpgrp():
             pgid = 0  # never signal our own group: that would stop the supervisor itself
-        child = Child(name=name, pid=pid, pgid=pgid, log_path=log_path)
+        child = Child(name=name, pid=pid, pgid=pgid, log_path=log_path, cmdline=_cmdline(pid))
         self.adopted.append(child)
         self._write_registry()
         return child
@@ -235,13 +243,54 @@ class Supervisor:
     def _write_registry(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         entries = [
-            {"name": c.name, "pid": c.pid, "pgid": c.pgid, "adopted": c.popen is None}
+            {
+                "name": c.name,
+                "pid": c.pid,
+                "pgid": c.pgid,
+                "adopted": c.popen is None,
+                "cmdline": c.cmdline,
+            }
             for c in [*self.children, *self.adopted]
         ]
         registry = self.state_dir / "processes.json"
         tmp = registry.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"supervisor": os.getpid(), "children": entries}, indent=1))
         tmp.replace(registry)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def sweep_stale(state_dir: Path, *, grace: float = 5.0) -> list[str]:
+    """Stop what a previous run left running (it was SIGKILLed, so it could not clean up).
+
+    Only entries of `processes.json` whose supervisor is gone and whose process still runs the
+    recorded command line are stopped, so a pid reused by an unrelated process is left alone.
+    Returns the names of what was stopped.
+    """
+    try:
+        raw = json.loads((state_dir / "processes.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if pid_alive(int(raw.get("supervisor", 0) or 0)) and raw.get("supervisor") != os.getpid():
+        return []  # another demo is running on this state folder; not ours to stop
+    sweeper = Supervisor(state_dir, grace=grace)
+    stopped = []
+    for entry in raw.get("children", []):
+        pid = int(entry.get("pid", 0))
+        recorded = str(entry.get("cmdline", ""))
+        if pid <= 0 or not recorded or _cmdline(pid) != recorded:
+            continue
+        pgid = int(entry.get("pgid", 0))
+        child = Child(name=str(entry.get("name")), pid=pid, pgid=pgid, log_path=None)
+        sweeper.stop(child)
+        stopped.append(child.name)
+    return stopped
 
 
 def _reap(child: Child) -> None:
