@@ -340,6 +340,13 @@ def test_two_replicas_turn_on_kopf_peering(render_chart: Any) -> None:
         for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["MODELPILOT_OPERATOR_PEERING_NAME"] == "modelpilot"
+    # kopf does not create the peering object; the chart does, once its CRD exists (a hook).
+    peering = _one(render_chart(CHART / "ci" / "ha-values.yaml"), "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "modelpilot"
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    scoped = render_chart(CHART / "ci" / "ha-values.yaml", sets=("operator.scope=namespace",))
+    assert _one(scoped, "KopfPeering")["metadata"]["namespace"] == "modelpilot"
+    assert _kind(render_chart(), "ClusterKopfPeering") == []
     single = _operator(render_chart())["spec"]["template"]["spec"]["containers"][0]["env"]
     assert "MODELPILOT_OPERATOR_PEERING_NAME" not in {e["name"] for e in single}
 

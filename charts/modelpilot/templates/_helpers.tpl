@@ -99,6 +99,18 @@ appVersion. Include with (dict "image" .Values.operator.image "ctx" $).
 {{- end }}
 {{- end }}
 
+{{/*
+kopf's peering name: operator.peeringName, or the fullname when more than one replica runs (one
+active, the others standing by); empty means standalone.
+*/}}
+{{- define "modelpilot.peeringName" -}}
+{{- if .Values.operator.peeringName }}
+{{- .Values.operator.peeringName }}
+{{- else if gt (int .Values.operator.replicas) 1 }}
+{{- include "modelpilot.fullname" . }}
+{{- end }}
+{{- end }}
+
 {{/* The MLflow tracking URI the operator uses by default. */}}
 {{- define "modelpilot.trackingUri" -}}
 {{- if .Values.operator.mlflowTrackingUri }}
