@@ -1,7 +1,9 @@
 """Bad input gives one line on stderr naming what to fix, and exit code 2, never a traceback.
 
-Most cases run the real `modelpilot` executable in a subprocess, because "no traceback" is a claim
-about what a user sees; the server is the real MLflow server of the fixtures.
+Two cases run the real `modelpilot` executable in a subprocess, because "no traceback" is a claim
+about what a user sees; the others call the same entry point in-process (`cli.main.main`), where an
+unhandled exception would fail the test just the same, to spare an interpreter start per case. The
+server is the real MLflow server of the fixtures.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from modelpilot.cli import main as cli_main
 from modelpilot.lifecycle import tracking
 from modelpilot.testing import ports
 
@@ -28,7 +31,25 @@ def modelpilot(*args: str, uri: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+class Result:
+    """What a user sees: the exit code and stderr."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def in_process(*args: str, uri: str, capsys: pytest.CaptureFixture[str]) -> Result:
+    capsys.readouterr()
+    try:
+        cli_main.main([*args, "--tracking-uri", uri])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return Result(code, capsys.readouterr().err)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str] | Result, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -51,12 +72,14 @@ def test_registering_a_run_that_does_not_exist_is_a_one_line_error(uri: str) -> 
     assert_one_line_error(proc, "run 0123456789abcdef0123456789abcdef", "not found")
 
 
-def test_gating_an_unknown_model_is_a_one_line_error(uri: str, tmp_path: Path) -> None:
+def test_gating_an_unknown_model_is_a_one_line_error(
+    uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     data = tmp_path / "test.csv"
     data.write_text("a,species\n1.0,0\n")
     config = tmp_path / "validation.yaml"
     config.write_text("target: species\nthresholds: {min_accuracy: 0.9}\n")
-    proc = modelpilot(
+    proc = in_process(
         "validate",
         "--model",
         "models:/no-such-model@challenger",
@@ -65,30 +88,35 @@ def test_gating_an_unknown_model_is_a_one_line_error(uri: str, tmp_path: Path) -
         "--config",
         str(config),
         uri=uri,
+        capsys=capsys,
     )
     assert_one_line_error(proc, "no-such-model", "not found")
 
 
-def test_history_of_an_unknown_model_is_a_one_line_error(uri: str) -> None:
-    proc = modelpilot("models", "history", "--name", "no-such-model", uri=uri)
+def test_history_of_an_unknown_model_is_a_one_line_error(
+    uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc = in_process("models", "history", "--name", "no-such-model", uri=uri, capsys=capsys)
     assert_one_line_error(proc, "no-such-model")
 
 
-def test_malformed_yaml_names_the_file_and_the_line(uri: str, tmp_path: Path) -> None:
+def test_malformed_yaml_names_the_file_and_the_line(
+    uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     config = tmp_path / "sweep.yaml"
     config.write_text("name: broken\nparameters:\n  alpha: {min: 1, max: [\n")
-    proc = modelpilot("sweep", "--config", str(config), uri=uri)
+    proc = in_process("sweep", "--config", str(config), uri=uri, capsys=capsys)
     assert_one_line_error(proc, "--config", str(config), "line")
 
 
 def test_a_threshold_outside_zero_to_one_is_rejected_before_any_model_is_loaded(
-    uri: str, tmp_path: Path
+    uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     config = tmp_path / "validation.yaml"
     config.write_text("target: species\nthresholds: {min_accuracy: 1.5}\n")
     data = tmp_path / "test.csv"
     data.write_text("a,species\n1.0,0\n")
-    proc = modelpilot(
+    proc = in_process(
         "validate",
         "--model",
         "models:/x@challenger",
@@ -97,6 +125,7 @@ def test_a_threshold_outside_zero_to_one_is_rejected_before_any_model_is_loaded(
         "--config",
         str(config),
         uri=uri,
+        capsys=capsys,
     )
     assert_one_line_error(proc, "thresholds.min_accuracy", "1.5", "[0, 1]")
 
@@ -109,17 +138,25 @@ def test_an_unreachable_tracking_server_is_a_one_line_error_within_seconds(
     assert_one_line_error(proc, "registry unavailable", dead)
 
 
-def test_a_schema_with_an_unknown_type_is_a_one_line_error(uri: str, tmp_path: Path) -> None:
+def test_a_schema_with_an_unknown_type_is_a_one_line_error(
+    uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     schema = tmp_path / "schema.yaml"
     schema.write_text("columns:\n  a: {type: decimal}\n")
     data = tmp_path / "d.csv"
     data.write_text("a\n1\n")
-    proc = modelpilot("data", "validate", "--data", str(data), "--schema", str(schema), uri=uri)
+    proc = in_process(
+        "data", "validate", "--data", str(data), "--schema", str(schema), uri=uri, capsys=capsys
+    )
     assert_one_line_error(proc, "schema.columns.a.type", "decimal")
 
 
-def test_registering_a_run_without_that_model_names_what_the_run_has(uri: str) -> None:
+def test_registering_a_run_without_that_model_names_what_the_run_has(
+    uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with tracking.run(experiment="bad-inputs", tracking_uri=uri) as run:
         run.log_params({"note": "no model logged"})
-    proc = modelpilot("models", "register", "--run", run.run_id, "--name", "nothing-here", uri=uri)
+    proc = in_process(
+        "models", "register", "--run", run.run_id, "--name", "nothing-here", uri=uri, capsys=capsys
+    )
     assert_one_line_error(proc, "--artifact-path", "no logged model named 'model'", "has: none")
