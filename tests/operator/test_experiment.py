@@ -401,7 +401,30 @@ def test_under_reported_requests_raise_a_sample_ratio_alarm_that_pauses_the_expe
 
             exp = op.wait_for("the SRM pause", paused, timeout=30)
             frozen = routes_of(control_plane, namespace)
+            # The reporting is fixed and the user edits the spec: that acknowledges the alarm.
+            with stats.lock:
+                traffic.under_report.clear()
+            control_plane.kubectl(
+                "patch",
+                "experiment",
+                "exp",
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                '{"spec": {"stopping": {"minSamplesPerVariant": 100000001}}}',
+            )
+
+            def resumed() -> Any:
+                exp = op.get(control_plane, exp_path(namespace))
+                cond = next(
+                    c for c in exp["status"]["conditions"] if c["type"] == "SampleRatioMismatch"
+                )
+                return exp if cond["reason"] == "Acknowledged" else None
+
+            acknowledged = op.wait_for("the pause lifted by the spec change", resumed, timeout=30)
         exp_events = events_of(control_plane, namespace, "exp")
+    assert acknowledged["status"]["srm"]["paused"] is False
     status = exp["status"]
     assert status["phase"] == "Running"
     assert status["srm"]["mismatch"] is True
