@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import mlflow.tracking
 import pytest
 import yaml
 
+from modelpilot.cli import main as cli_main
 from modelpilot.registry import profiles
 
 pytestmark = pytest.mark.mlflow
@@ -117,3 +119,39 @@ def test_the_model_card_has_a_hugging_face_header_metrics_with_intervals_and_plo
         "## Ethical considerations",
     ):
         assert section in markdown
+
+
+def test_the_registered_challenger_passes_the_gate_shipped_with_its_example(
+    pipeline: dict[str, object], uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = str(pipeline["example"])
+    name, _, _ = CASES[example]
+    c = mlflow.tracking.MlflowClient(uri)
+    run_id = c.get_model_version_by_alias(name, "challenger").run_id
+    test_csv = c.download_artifacts(run_id, "data/test.csv", str(tmp_path))
+    junit = tmp_path / "gate.xml"
+    try:
+        cli_main.main(
+            [
+                "validate",
+                "--model",
+                f"models:/{name}@challenger",
+                "--data",
+                test_csv,
+                "--config",
+                str(ROOT / "examples" / example / "validation.yaml"),
+                "--junit",
+                str(junit),
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "0 failed" in out.out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "0"
