@@ -42,7 +42,7 @@ def pipeline(
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=540,  # generous: CI machines and shared runners can be slow
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
