@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,15 @@ WITH_DRIFT = EXPECTED | {
     "RoleBinding/iris-drift",
 }
 DRIFT = {"schedule": "*/30 * * * *", "methods": ["psi", "ks"]}
+
+
+def _http_get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body = response.read().decode()
+            return (body or "(empty body)") if response.status == 200 else None
+    except OSError:
+        return None
 
 
 def ready_md(
@@ -348,11 +358,11 @@ def test_killing_the_operator_mid_reconcile_and_restarting_converges_without_dup
         )
         # SIGKILL as soon as the first owned object exists: the reconcile is under way.
         op.wait_for(
-            "the reconcile to start",
+            "the reconcile to start (the subprocess imports kopf, kubernetes and mlflow first)",
             lambda: op.get(
                 control_plane, f"/api/v1/namespaces/{namespace}/serviceaccounts/iris-router"
             ),
-            timeout=30,
+            timeout=120,
         )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -361,10 +371,19 @@ def test_killing_the_operator_mid_reconcile_and_restarting_converges_without_dup
         if first.poll() is None:
             first.kill()
             first.wait()
+    health_port, metrics_port = ports.free_port(), ports.free_port()
+    env["MODELPILOT_OPERATOR_HEALTH_PORT"] = str(health_port)
+    env["MODELPILOT_OPERATOR_METRICS_PORT"] = str(metrics_port)
     second = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         md = op.wait_for(
-            "Ready after restart", lambda: ready_md(control_plane, namespace), timeout=30
+            "Ready after restart", lambda: ready_md(control_plane, namespace), timeout=120
+        )
+        healthz = op.wait_for(
+            "/healthz", lambda: _http_get(f"http://127.0.0.1:{health_port}/healthz"), timeout=10
+        )
+        exposition = op.wait_for(
+            "/metrics", lambda: _http_get(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=10
         )
         objects = op.owned_objects(control_plane, namespace, "iris")
         replicasets = json.loads(
@@ -415,3 +434,5 @@ def test_killing_the_operator_mid_reconcile_and_restarting_converges_without_dup
     ]
     assert len(pods) == 2
     assert [h["version"] for h in md["status"]["history"]] == ["1"]
+    assert healthz is not None
+    assert 'modelpilot_operator_reconcile_total{kind="ModelDeployment"}' in exposition
