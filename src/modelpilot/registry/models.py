@@ -17,7 +17,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,14 +111,14 @@ def _record(
         "when": now.isoformat(timespec="milliseconds"),
         **event,
     }
-    # Millisecond keys sort in time; a same-millisecond clash (two changes in one ms) is avoided by
-    # waiting for the next millisecond.
-    key = f"{EVENT_PREFIX}{int(now.timestamp() * 1000):015d}"
+    # Millisecond keys sort in time; a clash (two changes to one version within a millisecond)
+    # takes the next free millisecond, which keeps the order.
+    stamp = int(now.timestamp() * 1000)
     with registry_client.mapped_errors(f"model {name} version {version}"):
         existing = c.get_model_version(name, version).tags or {}
-        while key in existing:
-            time.sleep(0.001)
-            key = f"{EVENT_PREFIX}{time.time_ns() // 1_000_000:015d}"
+        while f"{EVENT_PREFIX}{stamp:015d}" in existing:
+            stamp += 1
+        key = f"{EVENT_PREFIX}{stamp:015d}"
         c.set_model_version_tag(name, version, key, json.dumps(full, sort_keys=True))
     return full
 
