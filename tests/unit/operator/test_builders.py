@@ -266,6 +266,9 @@ def test_drift_role_reaches_only_its_own_modeldeployment() -> None:
         ("modeldeployments/status",),
     }
     assert all(r["resourceNames"] == ["iris"] for r in scoped)
+    assert {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]} in role[
+        "rules"
+    ]
 
 
 def test_desired_set_has_the_drift_job_only_when_drift_is_set() -> None:

@@ -79,10 +79,12 @@ def build_drift_cronjob(
 
 
 def build_drift_rbac(md: meta.Body) -> list[dict[str, Any]]:
-    """The drift job may read pods (to reach the model servers) and read/patch its deployment."""
+    """The drift job reads pods (to reach the servers), patches its deployment, posts Events."""
     md_name, namespace = meta.name_of(md), meta.namespace_of(md)
     rules = [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        # The job reports each run as an Event on the ModelDeployment.
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         {
             "apiGroups": [common.GROUP],
             "resources": ["modeldeployments"],
