@@ -8,6 +8,7 @@ import pytest
 
 from modelpilot.api import rbac
 from modelpilot.kube import apply
+from modelpilot.operator import main as operator_main
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import desired, drift, routes, workloads
 
@@ -104,3 +105,18 @@ def test_settings_read_namespaces_as_a_comma_list_or_json(monkeypatch: pytest.Mo
     assert settings_mod.OperatorSettings().namespaces == ["x"]
     monkeypatch.delenv("MODELPILOT_OPERATOR_NAMESPACES")
     assert settings_mod.OperatorSettings().cluster_wide
+
+
+def test_kopf_keeps_its_state_in_annotations_and_peers_only_when_named() -> None:
+    standalone = operator_main.build_kopf_settings(settings_mod.OperatorSettings())
+    assert standalone.peering.standalone
+    assert not standalone.peering.mandatory
+    assert standalone.persistence.finalizer == "operator.modelpilot.io/finalizer"
+    assert standalone.scanning.disabled
+    peered = operator_main.build_kopf_settings(
+        settings_mod.OperatorSettings(peering_name="modelpilot", workers=7)
+    )
+    assert peered.peering.name == "modelpilot"
+    assert peered.peering.mandatory
+    assert not peered.peering.standalone
+    assert peered.execution.max_workers == 7
