@@ -51,7 +51,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     capture = session.config.pluginmanager.getplugin("capturemanager")
     live = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-    with live:
+    with live, contextlib.suppress(controlplane_harness.ControlPlaneError):
+        # On failure the tests that need the plane error with the message; the others still run.
         controlplane_harness.ensure_binaries()
 
 
