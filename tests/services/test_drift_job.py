@@ -197,7 +197,13 @@ def test_the_drift_gauges_are_pushed_with_the_documented_names_and_labels(
     assert len(received) == 1
     method, path, body = received[0]
     assert method == "PUT"
-    assert path == "/metrics/job/modelpilot-drift/namespace/ml/deployment/iris"
+    # /metrics/job/<job>/<label>/<value>/...: the grouping key, in any order.
+    parts = path.removeprefix("/metrics/").split("/")
+    assert dict(zip(parts[::2], parts[1::2], strict=True)) == {
+        "job": "modelpilot-drift",
+        "namespace": "ml",
+        "deployment": "iris",
+    }
     samples = {
         (s.name, s.labels.get("feature")): s.value
         for family in prometheus_client.parser.text_string_to_metric_families(body.decode())
