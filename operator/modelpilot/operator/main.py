@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import secrets
 from typing import Any
 
 import kopf
@@ -57,6 +58,14 @@ def build_kopf_settings(settings: settings_mod.OperatorSettings) -> kopf.Operato
     kopf_settings.peering.name = settings.peering_name or "modelpilot"
     kopf_settings.peering.mandatory = settings.peering_name is not None
     kopf_settings.peering.standalone = settings.peering_name is None
+    kopf_settings.peering.lifetime = settings.peering_lifetime_seconds
+    if settings.peering_name is not None:
+        # Equal priorities make kopf pause every replica; a random draw elects one active replica.
+        kopf_settings.peering.priority = (
+            settings.peering_priority
+            if settings.peering_priority is not None
+            else secrets.randbelow(2**31 - 1) + 1
+        )
     return kopf_settings
 
 

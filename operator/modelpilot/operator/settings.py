@@ -90,6 +90,20 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     )
     """kopf peering object name (needs the kopf.dev CRDs); unset runs standalone (one replica)."""
 
+    peering_priority: int | None = pydantic.Field(
+        default=None,
+        description="kopf peering priority of this replica; unset = random (one active replica).",
+    )
+    """kopf peering priority. kopf pauses *every* replica when peers share a priority, so replicas
+    of one Deployment must differ: unset draws a random one, electing the highest as the only
+    active replica; the others pause and take over when its keep-alive lapses."""
+
+    peering_lifetime_seconds: int = pydantic.Field(
+        default=60, ge=5, le=3600, description="How long a silent peer counts as alive."
+    )
+    """Keep-alive lifetime of a peer: a replica that stops renewing is considered gone after this
+    long, and a paused replica resumes."""
+
     workers: int = pydantic.Field(
         default=20, ge=1, le=256, description="Threads for the synchronous handlers."
     )

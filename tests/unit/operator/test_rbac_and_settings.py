@@ -120,3 +120,8 @@ def test_kopf_keeps_its_state_in_annotations_and_peers_only_when_named() -> None
     assert peered.peering.mandatory
     assert not peered.peering.standalone
     assert peered.execution.max_workers == 7
+    assert peered.peering.priority > 0  # drawn at random: equal priorities would pause everyone
+    explicit = operator_main.build_kopf_settings(
+        settings_mod.OperatorSettings(peering_name="p", peering_priority=42)
+    )
+    assert explicit.peering.priority == 42
