@@ -73,11 +73,15 @@ def test_two_peered_replicas_elect_one_active_and_the_other_takes_over_when_it_d
             lambda: len((op.get(control_plane, path) or {}).get("status") or {}) == 2,
             timeout=120,
         )
-        op.wait_for(
-            "the standby to pause",
-            lambda: "Pausing operations in favour of" in logs["standby"].read_text(),
-            timeout=30,
-        )
+        try:
+            op.wait_for(
+                "the standby to pause",
+                lambda: "Pausing operations in favour of" in logs["standby"].read_text(),
+                timeout=60,
+            )
+        except AssertionError as exc:
+            tails = {n: p.read_text()[-1500:] for n, p in logs.items()}
+            raise AssertionError(f"{exc}; logs: {tails}") from exc
         op.apply_yaml(
             control_plane, op.modeldeployment("first", registered_model.name), "-n", namespace
         )
