@@ -841,6 +841,10 @@ def _start_plane_once(
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
             f"--cidr={POD_CIDR}",
+            # Renew a node Lease as a kubelet does. Without it the node-lifecycle controller falls
+            # back to status heartbeats, which kwok's stages post too slowly on a loaded machine:
+            # after the 50 s grace period the node went NotReady and every pod with it.
+            "--node-lease-duration-seconds=40",
         ],
     )
     status, body = api.request("POST", "/api/v1/nodes", _fake_node())
