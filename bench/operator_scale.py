@@ -10,13 +10,12 @@ the ClusterRole of `modelpilot.api.rbac`). Writes bench/out/operator.json (docs/
 
 Design decision: the operator runs as a real subprocess (not in this process) so that its memory
 is measured alone, and extra fake kwok nodes are added so that 2N pods fit (110 pods per node);
-their Leases are renewed by the bench (see `_LeaseKeeper`).
+kwok renews their Leases as it does the harness's own node.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -51,43 +50,6 @@ def _node(name: str) -> dict[str, Any]:
         "spec": {},
         "status": {"allocatable": resources, "capacity": resources},
     }
-
-
-class _LeaseKeeper(threading.Thread):
-    """Renews a node Lease for each fake node every few seconds.
-
-    A stand-in for kwok's own lease renewal, which the harness does not enable
-    (`kwok --node-lease-duration-seconds`): without a heartbeat, a machine this loaded lets the
-    node-lifecycle controller mark the nodes NotReady after 50 s and every pod Ready=False, and kwok
-    never makes a Running pod Ready again. The Lease is the kubelet's ordinary heartbeat.
-    """
-
-    def __init__(self, plane: controlplane.ControlPlane, nodes: list[str]) -> None:
-        super().__init__(daemon=True)
-        self.plane, self.nodes, self.stop = plane, nodes, threading.Event()
-
-    def renew(self) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        leases = [
-            {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": node, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now},
-            }
-            for node in self.nodes
-        ]
-        self.plane.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": leases}),
-            check=False,
-        )
-
-    def run(self) -> None:
-        while not self.stop.wait(5.0):
-            self.renew()
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -141,9 +103,6 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
         names = [f"kwok-bench-{i}" for i in range(extra_nodes)]
         nodes = {"apiVersion": "v1", "kind": "List", "items": [_node(n) for n in names]}
         plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
-        keeper = _LeaseKeeper(plane, [controlplane.NODE_NAME, *names])
-        keeper.renew()
-        keeper.start()
         for ns in ("modelpilot-system", "bench"):
             plane.kubectl("create", "namespace", ns)
         plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
@@ -214,7 +173,6 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
                 operator.kill()
                 operator.wait()
             log.close()
-            keeper.stop.set()
         if ready != count:
             tail = (work / "operator.log").read_text(errors="replace")[-3000:]
             raise SystemExit(f"only {ready} of {count} Ready after {timeout:.0f}s\n{tail}")
