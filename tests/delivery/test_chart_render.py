@@ -139,6 +139,25 @@ def test_operator_environment_names_only_settings_the_operator_reads(render_char
         assert {n.removeprefix("MODELPILOT_OPERATOR_") for n in names} <= fields, values_file.name
 
 
+def test_operator_points_drift_jobs_at_the_charts_pushgateway_when_it_runs_one(
+    render_chart: Any,
+) -> None:
+    def env(objects: list[dict[str, Any]]) -> dict[str, str]:
+        container = _operator(objects)["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in container["env"]}
+
+    assert "MODELPILOT_OPERATOR_PUSHGATEWAY_URL" not in env(render_chart())
+    objects = render_chart(CHART / "ci" / "monitoring-values.yaml")
+    service = next(
+        o for o in objects if o["kind"] == "Service" and "pushgateway" in o["metadata"]["name"]
+    )
+    port = service["spec"]["ports"][0]["port"]
+    url = env(objects)["MODELPILOT_OPERATOR_PUSHGATEWAY_URL"]
+    assert (
+        url == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+    )
+
+
 def test_operator_pod_is_locked_down_and_probed_on_its_health_endpoint(render_chart: Any) -> None:
     pod = _operator(render_chart())["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -54,6 +54,13 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     )
     """MLflow tracking URI used when a ModelDeployment has no `spec.registry.trackingUri`."""
 
+    pushgateway_url: str | None = pydantic.Field(
+        default=None,
+        description="Prometheus Pushgateway the drift CronJobs push their gauges to (none: no push).",
+    )
+    """Pushgateway URL handed to every drift CronJob as MODELPILOT_DRIFT_PUSHGATEWAY; drift runs
+    are short-lived Jobs, which Prometheus cannot scrape."""
+
     metrics_source: str = pydantic.Field(
         default="router",
         description="Where experiment counts come from: `router` (/stats) or a Prometheus URL.",

@@ -255,7 +255,16 @@ def test_drift_cronjob_runs_the_drift_command_on_the_schedule_with_its_account()
     assert pod["containers"][0]["image"] == "example/drift:1"
     assert pod["serviceAccountName"] == "iris-drift"
     assert pod["restartPolicy"] == "Never"
+    assert "MODELPILOT_DRIFT_PUSHGATEWAY" not in {e["name"] for e in pod["containers"][0]["env"]}
     assert_owned_by(job)
+
+
+def test_drift_cronjob_pushes_to_the_operators_pushgateway_when_one_is_set() -> None:
+    settings = SETTINGS.model_copy(update={"pushgateway_url": "http://pgw.monitoring.svc:9091"})
+    job = drift.build_drift_cronjob(md_body(drift={}), settings=settings)
+    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODELPILOT_DRIFT_PUSHGATEWAY"] == "http://pgw.monitoring.svc:9091"
 
 
 def test_drift_role_reaches_only_its_own_modeldeployment() -> None:

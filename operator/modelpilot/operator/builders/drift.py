@@ -38,7 +38,12 @@ def build_drift_cronjob(
             {
                 "name": "MLFLOW_TRACKING_URI",
                 "value": meta.tracking_uri(md, settings.mlflow_tracking_uri),
-            }
+            },
+            *(
+                [{"name": "MODELPILOT_DRIFT_PUSHGATEWAY", "value": settings.pushgateway_url}]
+                if settings.pushgateway_url
+                else []
+            ),
         ],
         "securityContext": meta.RESTRICTED_CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
