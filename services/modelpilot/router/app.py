@@ -17,7 +17,7 @@ import fastapi.exceptions
 import fastapi.responses
 import pydantic
 
-from modelpilot.modelserver import app as modelserver_app
+from modelpilot.modelserver import asgi
 from modelpilot.router import proxy, settings, sources
 
 _INFER_BODY = {
@@ -165,7 +165,7 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     ) -> fastapi.responses.Response:
         status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
         return fastapi.responses.JSONResponse(
-            {"error": modelserver_app.validation_message(exc)}, status_code=status
+            {"error": asgi.validation_message(exc)}, status_code=status
         )
 
     async def _forward(request: fastapi.Request, path: str) -> fastapi.responses.Response:
@@ -218,7 +218,7 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
             router.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(modelserver_app.BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes)
     # Outermost: the inference routes never enter FastAPI's stack.
     app.add_middleware(FastPath, router=router, limit=config.max_body_bytes)
     return app

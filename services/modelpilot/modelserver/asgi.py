@@ -1,0 +1,83 @@
+"""ASGI pieces shared by the model server and the router: the body-size limit, validation errors.
+
+Kept free of the data plane (and so of MLflow) so the router can use them without importing the
+model server's dependencies. Design decision: the body limit reads the body itself, bounded, and
+replays it, so a chunked body without a Content-Length is limited as surely as a declared one.
+"""
+
+from __future__ import annotations
+
+import fastapi.exceptions
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimit:
+    """Answer 413 for bodies over `limit` bytes, before the app parses them (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._reject(send, declared)
+                    return
+        # Read the body here (bounded) and replay it: also catches chunked bodies without a length.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._reject(send, size)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send, size: int) -> None:
+        payload = (
+            f'{{"error": "request body: {size} bytes or more, at most {self.limit} allowed '
+            f'(MODELPILOT_SERVER_MAX_BODY_BYTES)"}}'
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def validation_message(exc: fastapi.exceptions.RequestValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return f"{loc}: {first.get('msg', 'invalid')}"
