@@ -95,7 +95,7 @@ class Driver:
         routes = json.loads(cm["data"]["routes.json"])
         if len(routes["variants"]) < 2:
             return None  # the experiment has not started or is over: no experiment traffic
-        # The routers' split for the policy in force (thompson: P(best); fixed: the weights).
+        # The routers draw from the weights in force (P(best), bounded, under thompson).
         return inforce.expected_shares(routes)
 
     def _run(self) -> None:
@@ -289,9 +289,12 @@ def test_a_better_challenger_is_promoted_and_the_deployment_then_serves_it_with_
     ch, st = _variant(status, "challenger"), _variant(status, "stable")
     assert ch["probabilityToBeBest"] >= 0.95
     assert min(ch["rewards"], st["rewards"]) >= 300
-    # The weight moved up from the even split, towards the ceiling, before the promotion.
-    assert weights[0] == 50
-    assert max(weights) > 50
+    # The weight moved up from the even split, towards the ceiling, before the promotion. The
+    # split at Running comes from equal priors before any traffic (P(best) of two Beta(1, 1) by
+    # seeded draws, so 50 up to the operator's whole-percent rounding of the draw noise).
+    initial = _variant(running["status"], "challenger")["weight"]
+    assert abs(initial - 50) <= 1
+    assert max(weights) > initial + 10
     assert md["spec"]["model"] == {"name": registered_model.name, "version": "2"}
     last = md["status"]["history"][-1]
     assert last["version"] == "2"

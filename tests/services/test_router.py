@@ -81,15 +81,26 @@ def test_a_thompson_posterior_favouring_the_challenger_gives_it_its_probability_
 ) -> None:
     a, b = two_servers
     posteriors = ({"alpha": 40.0, "beta": 60.0}, {"alpha": 46.0, "beta": 54.0})
-    router.set_routes(svc.routes_doc(a.url, b.url, policy="thompson", posteriors=posteriors))
+    p_best = bandits.probability_to_be_best(
+        [40.0, 46.0], [60.0, 54.0], draws=400_000, rng=__import__("numpy").random.default_rng(9)
+    )
+    assert 0.7 < p_best[1] < 0.95
+    # As the operator writes it: the weights are P(best), bounded by the policy (here 5..95).
+    weights = bandits.bounded_weights(p_best, floor=5, ceiling=95)
+    router.set_routes(
+        svc.routes_doc(
+            a.url,
+            b.url,
+            policy="thompson",
+            posteriors=posteriors,
+            weights=(weights[0], weights[1]),
+        )
+    )
     n = 3_000
     responses = asyncio.run(_send_many(router.url, _body(iris_model), n))
     to_challenger = sum(r.headers["x-modelpilot-variant"] == "challenger" for r in responses)
-    p_best = bandits.probability_to_be_best(
-        [40.0, 46.0], [60.0, 54.0], draws=400_000, rng=__import__("numpy").random.default_rng(9)
-    )[1]
-    assert 0.7 < p_best < 0.95
-    low, high = scipy.stats.binom.interval(0.99, n, p_best)
+    low, _ = scipy.stats.binom.interval(0.99, n, p_best[1] - 0.005)
+    _, high = scipy.stats.binom.interval(0.99, n, p_best[1] + 0.005)
     assert low <= to_challenger <= high
 
 

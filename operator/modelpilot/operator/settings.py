@@ -56,7 +56,7 @@ class OperatorSettings(pydantic_settings.BaseSettings):
 
     pushgateway_url: str | None = pydantic.Field(
         default=None,
-        description="Prometheus Pushgateway the drift CronJobs push their gauges to (none: no push).",
+        description="Pushgateway the drift CronJobs push their gauges to (unset: no push).",
     )
     """Pushgateway URL handed to every drift CronJob as MODELPILOT_DRIFT_PUSHGATEWAY; drift runs
     are short-lived Jobs, which Prometheus cannot scrape."""
