@@ -1,9 +1,9 @@
 """The `modelpilot` command line.
 
 Each area of the product contributes one click group in its own module under `modelpilot.cli`
-(`stats`, `drift`, `bandit`, `models`, ...). Groups are loaded lazily, so `modelpilot stats ...` does
-not pay for importing MLflow or kopf. Errors are one line on stderr: exit 2 for bad input (click
-usage errors and `InputError`), exit 1 for a check that failed, never a traceback for either.
+(`stats`, `drift`, `bandit`, `models`, ...). Groups are loaded lazily, so `modelpilot stats ...`
+does not pay for importing MLflow or kopf. Errors are one line on stderr: exit 2 for bad input
+(click usage errors and `InputError`), exit 1 for a check that failed, never a traceback.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelpilot")
 def cli() -> None:
-    """modelpilot: serve MLflow models on Kubernetes, run Thompson-sampling experiments, watch drift."""
+    """modelpilot: serve MLflow models on Kubernetes, run Thompson-sampling experiments,
+    watch drift."""
 
 
 def main(argv: list[str] | None = None) -> Any:

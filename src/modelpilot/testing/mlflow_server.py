@@ -58,7 +58,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeo
 
 
 @contextmanager
-def running(state_dir: Path, *, port: int | None = None, timeout: float = 90.0) -> Iterator[MlflowServer]:
+def running(
+    state_dir: Path, *, port: int | None = None, timeout: float = 90.0
+) -> Iterator[MlflowServer]:
     """Start `mlflow server` with its store under `state_dir`; stop it (and its workers) on exit."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or ports.free_port()
@@ -66,13 +68,21 @@ def running(state_dir: Path, *, port: int | None = None, timeout: float = 90.0) 
     artifacts = state_dir / "artifacts"
     artifacts.mkdir(exist_ok=True)
     cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{state_dir / 'mlflow.db'}",
         "--serve-artifacts",
-        "--artifacts-destination", str(artifacts),
+        "--artifacts-destination",
+        str(artifacts),
     ]
     env = {
         **os.environ,
@@ -83,8 +93,14 @@ def running(state_dir: Path, *, port: int | None = None, timeout: float = 90.0) 
     }
     with log_path.open("ab") as log:
         # A new session so that teardown can signal the whole group (mlflow spawns workers).
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, cwd=state_dir)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=state_dir,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log_path, timeout)
