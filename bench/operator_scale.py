@@ -98,7 +98,7 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
 
         render.write(render.crd_files(), work / "crds")
         plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
         extra_nodes = math.ceil(2 * count / PODS_PER_NODE)
         names = [f"kwok-bench-{i}" for i in range(extra_nodes)]
         nodes = {"apiVersion": "v1", "kind": "List", "items": [_node(n) for n in names]}

@@ -26,13 +26,7 @@ def crds_installed(control_plane: controlplane_harness.ControlPlane) -> None:
     control_plane.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "manifests" / "crds")
     )
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modeldeployments.modelpilot.io",
-        "crd/experiments.modelpilot.io",
-    )
+    control_plane.wait_established("modeldeployments.modelpilot.io", "experiments.modelpilot.io")
     namespace = json.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     )

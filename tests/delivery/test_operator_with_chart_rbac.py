@@ -68,13 +68,7 @@ def watched(control_plane: controlplane_harness.ControlPlane) -> Iterator[str]:
     control_plane.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "manifests" / "crds")
     )
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modeldeployments.modelpilot.io",
-        "crd/experiments.modelpilot.io",
-    )
+    control_plane.wait_established("modeldeployments.modelpilot.io", "experiments.modelpilot.io")
     control_plane.kubectl("create", "namespace", namespace)
     control_plane.helm(
         "install",

@@ -78,13 +78,7 @@ def crds(
     out = tmp_path_factory.mktemp("crds")
     render.write(render.crd_files(), out)
     control_plane.kubectl("apply", "--server-side", "-f", str(out))
-    for name in render.crd_files():
-        control_plane.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"crd/{name.removesuffix('.yaml')}",
-            "--timeout=60s",
-        )
+    control_plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
 
 
 @pytest.fixture(scope="session")

@@ -97,9 +97,7 @@ def test_the_drift_job_writes_drift_status_the_condition_and_an_event(
     plane: object = control_plane
     kubectl = plane.kubectl  # type: ignore[attr-defined]
     kubectl("apply", "--server-side", "-f", "-", input=json.dumps(modeldeployment.build_crd()))
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modelpilot.io"
-    )
+    plane.wait_established("modeldeployments.modelpilot.io")  # type: ignore[attr-defined]
     md = {
         "apiVersion": "modelpilot.io/v1alpha1",
         "kind": "ModelDeployment",

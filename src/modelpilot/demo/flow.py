@@ -236,15 +236,8 @@ class Demo:
         self._require("crds", "rbac")
         kc = self._kc()
         kc.apply(self.o.repo / "manifests" / "crds", server_side=True)
-        kc.run(
-            [
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/modeldeployments.modelpilot.io",
-                "crd/experiments.modelpilot.io",
-            ],
-            timeout=90,
+        self._plane_harness.wait_established(
+            "modeldeployments.modelpilot.io", "experiments.modelpilot.io", timeout=90
         )
         kc.apply(self.o.repo / "manifests" / "rbac" / "operator-clusterrole.yaml")
         identity = manifests.build_operator_identity()

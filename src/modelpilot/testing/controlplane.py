@@ -472,6 +472,29 @@ class ControlPlane:
         argv = [str(self.binaries / "helm"), f"--kubeconfig={self.kubeconfig}", *args]
         return self._run(argv, check=check, input=input, timeout=timeout)
 
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Wait until each CRD (by name) reports Established=True.
+
+        Not `kubectl wait --for=condition=Established`: kubectl 1.36 fails at once with
+        ".status.conditions accessor error: <nil>" when it reads a CRD before the apiextensions
+        controller has written any condition, which happens right after an apply on a busy
+        machine (the demo failed on it from a fresh clone).
+        """
+        query = '-o=jsonpath={.status.conditions[?(@.type=="Established")].status}'
+        deadline = time.monotonic() + timeout
+        pending = list(crds)
+        while pending:
+            result = self.kubectl("get", "crd", pending[0], query, check=False)
+            if result.returncode == 0 and result.stdout.strip() == "True":
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"CRD {pending[0]} not Established after {timeout:.0f}s: "
+                    f"{(result.stdout + result.stderr).strip()[-300:]}"
+                )
+            time.sleep(0.2)
+
     def token_for(self, service_account: str, namespace: str) -> str:
         """A token for the service account, issued by the TokenRequest API."""
         return self.kubectl("create", "token", service_account, "-n", namespace).stdout.strip()
