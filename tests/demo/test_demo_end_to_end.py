@@ -29,7 +29,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.mlflow]
 @pytest.fixture(scope="module")
 def demo_env() -> dict[str, str]:
     # Built (or found) once, outside the demo, so the demo never starts a build of its own.
-    return {**os.environ, "MODELPILOT_K8S_BINARIES": str(controlplane.ensure_binaries())}
+    # Without MLFLOW_*: mlflow.set_tracking_uri/set_registry_uri in this pytest process export
+    # them, and a demo that inherited MLFLOW_REGISTRY_URI asked another test's server for its
+    # registered versions (the second run then retrained instead of reusing).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "MODELPILOT_K8S_BINARIES": str(controlplane.ensure_binaries())}
 
 
 def _start(state: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

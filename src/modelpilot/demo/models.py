@@ -46,7 +46,7 @@ def _frame(x: np.ndarray) -> pd.DataFrame:
 
 def find_existing(tracking_uri: str, model_name: str) -> dict[str, Registered]:
     """Versions of `model_name` a previous demo run registered, by role."""
-    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     found: dict[str, Registered] = {}
     with registry_client.mapped_errors(f"model {model_name}"):
         try:
@@ -123,7 +123,7 @@ def register(*, tracking_uri: str, model_name: str, run_id: str, role: str) -> s
     version = str(answer["version"])
     if not answer.get("profile"):
         raise RuntimeError(f"version {version} was registered without a reference profile")
-    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     with registry_client.mapped_errors(f"model {model_name}"):
         client.set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
