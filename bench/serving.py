@@ -2,15 +2,23 @@
 
 1. The model server (`POST /predict`) against `mlflow models serve` (`POST /invocations`) on the
    same registered model, one worker each.
-2. The router in front of the model server against calling the model server directly, at moderate
-   load: the router's added latency at p50.
+2. The router in front of the model server (a single route to it) against calling the model server
+   directly, at moderate load: the router's added latency at p50. Moderate load is an open-loop
+   constant arrival rate (vegeta), by default 30% of what the server answers one request at a
+   time, so the figure is the router's cost and not queueing: a closed loop of N connections
+   against one worker keeps the server saturated (p50 = N / throughput), which measures
+   throughput again (kept beside it as `router_added_p50_ms_saturated`, 4 connections). The
+   runs are interleaved over several rounds and each side's median taken, because a shared
+   machine's speed drifts between minutes. A control repeats it over a backend that costs
+   nothing (nginx returning a fixed body), which isolates the router's own latency.
 3. The router against nginx (`split_clients` static 80/20 split, keep-alive upstreams) over the same
    two model-server backends, one worker process each.
 
-The load generator is `wrk` (C, one thread, its own process), so the servers, not the client, are
-the bottleneck; each run is preceded by a warm-up. Needs `wrk` and `nginx` (Debian packages): the
-script installs them with apt-get when missing and allowed (root), or says how. Writes
-`bench/out/serving.json` in the shape pinned in docs/architecture.md.
+The closed-loop load generator is `wrk` (C, one thread, its own process), so the servers, not the
+client, are the bottleneck; the open-loop one is vegeta (Go, pinned below, built once with the Go
+toolchain into the binaries cache). Each run is preceded by a warm-up. Needs `wrk` and `nginx`
+(Debian packages): the script installs them with apt-get when missing and allowed (root), or says
+how. Writes `bench/out/serving.json` in the shape pinned in docs/architecture.md.
 
 Design decision: every figure is measured in the same run on the same machine, and each ratio is a
 ratio of two such figures, never of a figure and a published number.
@@ -24,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +68,30 @@ def ensure_tools() -> None:
 
 def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
+
+
+def ensure_vegeta() -> str:
+    """vegeta's path, built with `go install` into a cache directory keyed by version and Go."""
+    go = shutil.which("go")
+    if go is None:
+        sys.exit("bench-serving needs Go (to build vegeta, the open-loop load generator)")
+    go_version = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    cache = Path(os.environ.get("MODELPILOT_CACHE", Path.home() / ".cache" / "modelpilot"))
+    bindir = cache / "tools" / f"vegeta-{VEGETA.rsplit('@', 1)[1]}-{go_version}"
+    binary = bindir / "vegeta"
+    if not binary.exists():
+        print(f"building {VEGETA} into {bindir} ...", file=sys.stderr)
+        subprocess.run(
+            [go, "install", VEGETA],
+            env={**os.environ, "GOBIN": str(bindir), "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"},
+            check=True,
+        )
+    return str(binary)
 
 
 # ---- processes ---------------------------------------------------------------------------------
@@ -171,30 +204,25 @@ def mlflow_serve(tmp: Path, tracking_uri: str, name: str, version: str) -> tuple
     ), url
 
 
-def router(tmp: Path, stable: str, challenger: str) -> tuple[Any, str]:
+def router(tmp: Path, label: str, weights: dict[str, tuple[str, float]]) -> tuple[Any, str]:
+    """A router process over `weights` (variant -> (backend URL, weight)); the first is stable."""
     port = ports.free_port()
-    routes = tmp / "routes.json"
+    routes = tmp / f"routes-{label}.json"
     routes.write_text(
         json.dumps(
             {
                 "deployment": "bench",
-                "stable": "stable",
+                "stable": next(iter(weights)),
                 "policy": {"type": "fixed", "epsilon": 0.1, "stickyHeader": None},
                 "variants": [
                     {
-                        "name": "stable",
-                        "url": stable,
-                        "weight": 80,
+                        "name": variant,
+                        "url": url,
+                        "weight": weight,
                         "modelVersion": "1",
                         "posterior": {"alpha": 1, "beta": 1},
-                    },
-                    {
-                        "name": "challenger",
-                        "url": challenger,
-                        "weight": 20,
-                        "modelVersion": "1",
-                        "posterior": {"alpha": 1, "beta": 1},
-                    },
+                    }
+                    for variant, (url, weight) in weights.items()
                 ],
             }
         )
@@ -210,9 +238,75 @@ def router(tmp: Path, stable: str, challenger: str) -> tuple[Any, str]:
     return process(
         [sys.executable, "-m", "modelpilot.router"],
         env=env,
-        log=tmp / "router.log",
+        log=tmp / f"router-{label}.log",
         ready_url=url + "/readyz",
     ), url
+
+
+STATIC_BODY = '{"predictions": [0], "model_name": "bench-iris", "model_version": "1"}'
+
+STATIC_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/static.pid;
+error_log {tmp}/static-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/static-body;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+
+def static_backend(tmp: Path, body: str) -> tuple[Any, str]:
+    """nginx answering every request with a fixed prediction body: a backend that costs
+    nothing, so a router in front of it shows only the router's own latency."""
+    port = ports.free_port()
+    conf = tmp / "static.conf"
+    conf.write_text(STATIC_CONF.format(tmp=tmp, port=port, body=body))
+    url = f"http://127.0.0.1:{port}"
+    return process(
+        [nginx_binary(), "-c", str(conf), "-p", str(tmp)],
+        env={},
+        log=tmp / "static.log",
+        ready_url=url + "/predict",
+    ), url
+
+
+def interleaved(
+    binary: str,
+    urls: dict[str, str],
+    body: str,
+    *,
+    rate: int,
+    rounds: int,
+    seconds: int,
+    tmp: Path,
+) -> dict[str, dict[str, float]]:
+    """Open-loop runs of each URL in turn, `rounds` times; per URL the median of each figure.
+
+    Interleaving matters on a shared machine: its speed drifts by tens of percent over minutes,
+    and back-to-back single runs would put that drift into the difference."""
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in urls}
+    for i in range(rounds):
+        for label, url in urls.items():
+            runs[label].append(
+                vegeta(binary, url, body, rate=rate, seconds=seconds, tmp=tmp, warm=i == 0)
+            )
+    summary: dict[str, dict[str, float]] = {}
+    for label, got in runs.items():
+        summary[label] = {key: float(statistics.median(run[key] for run in got)) for key in got[0]}
+        summary[label]["rounds"] = float(rounds)
+        for j, run in enumerate(got):
+            summary[label][f"p50_ms_round{j + 1}"] = run["p50_ms"]
+    return summary
 
 
 NGINX_CONF = """
@@ -337,6 +431,55 @@ def wrk(
     return result
 
 
+def vegeta(
+    binary: str, url: str, body: str, *, rate: int, seconds: int, tmp: Path, warm: bool = True
+) -> dict[str, float]:
+    """Latency at a constant arrival rate (open loop: requests are sent on schedule whether or
+    not earlier ones have been answered, so a slow server cannot slow the load down)."""
+    (tmp / "body.json").write_text(body)
+    targets = tmp / "targets.txt"
+    targets.write_text(f"POST {url}\nContent-Type: application/json\n@{tmp / 'body.json'}\n")
+
+    def attack(duration: int) -> dict[str, Any]:
+        attack = subprocess.Popen(
+            [
+                binary,
+                "attack",
+                f"-targets={targets}",
+                f"-rate={rate}/s",
+                f"-duration={duration}s",
+                "-keepalive=true",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        report = subprocess.run(
+            [binary, "report", "-type=json"],
+            stdin=attack.stdout,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if attack.wait() != 0:
+            sys.exit(f"vegeta attack on {url} exited {attack.returncode}")
+        result: dict[str, Any] = json.loads(report.stdout)
+        return result
+
+    if warm:
+        attack(2)  # warm-up: connections open, caches warm
+    got = attack(seconds)
+    if got["success"] < 1.0:
+        sys.exit(f"{url}: {got['status_codes']} at {rate} req/s ({got.get('errors')})")
+    lat = got["latencies"]
+    return {
+        "rate": float(rate),
+        "achieved_rps": round(got["rate"], 2),
+        "p50_ms": lat["50th"] / 1e6,
+        "p90_ms": lat["90th"] / 1e6,
+        "p99_ms": lat["99th"] / 1e6,
+        "requests": float(got["requests"]),
+    }
+
+
 def figure(
     metric: str,
     value: float,
@@ -366,9 +509,26 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=16, help="concurrency of throughput runs"
     )
-    parser.add_argument("--moderate", type=int, default=4, help="concurrency of the overhead run")
+    parser.add_argument(
+        "--saturated", type=int, default=4, help="concurrency of the saturated overhead run"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds of the moderate-load runs"
+    )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=None,
+        help="arrival rate (req/s) of the moderate-load runs (default: 30%% of the model "
+        "server's throughput one request at a time)",
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds: expected 1 or more, got {args.rounds}")
+    if args.rate is not None and args.rate <= 0:
+        parser.error(f"--rate: expected a positive number of requests per second, got {args.rate}")
     ensure_tools()
+    vegeta_binary = ensure_vegeta()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
         tmp = Path(tmp_name)
@@ -391,12 +551,38 @@ def main() -> None:
                 results["server"] = run(
                     stable + "/predict", predict, args.connections, server=s_pid
                 )
-                results["direct_moderate"] = run(stable + "/predict", predict, args.moderate)
-                r_ctx, router_url = router(tmp, stable, challenger)
-                with r_ctx as r_pid:
-                    results["router_moderate"] = run(
-                        router_url + "/predict", predict, args.moderate, proxy=r_pid
+                # Moderate load: 30% of what one server answers one request at a time (adaptive
+                # batching raises its throughput under a queue, not its latency without one).
+                results["direct_c1"] = run(stable + "/predict", predict, 1)
+                rate = args.rate or max(10, round(0.3 * results["direct_c1"]["rps"]))
+                results["direct_saturated"] = run(stable + "/predict", predict, args.saturated)
+                r1_ctx, router1_url = router(tmp, "single", {"stable": (stable, 100)})
+                st_ctx, static_url = static_backend(tmp, STATIC_BODY)
+                with r1_ctx, st_ctx:
+                    rs_ctx, router_static_url = router(tmp, "static", {"stable": (static_url, 100)})
+                    with rs_ctx:
+                        moderate = interleaved(
+                            vegeta_binary,
+                            {
+                                "direct_moderate": stable + "/predict",
+                                "router_moderate": router1_url + "/predict",
+                                "static_moderate": static_url + "/predict",
+                                "router_static_moderate": router_static_url + "/predict",
+                            },
+                            predict,
+                            rate=rate,
+                            rounds=args.rounds,
+                            seconds=args.seconds,
+                            tmp=tmp,
+                        )
+                        results.update(moderate)
+                    results["router_saturated"] = run(
+                        router1_url + "/predict", predict, args.saturated
                     )
+                r_ctx, router_url = router(
+                    tmp, "split", {"stable": (stable, 80), "challenger": (challenger, 20)}
+                )
+                with r_ctx as r_pid:
                     results["router"] = run(
                         router_url + "/predict", predict, args.connections, proxy=r_pid
                     )
@@ -450,6 +636,11 @@ def main() -> None:
             "ms",
         ),
         figure(
+            "router_added_p99_ms",
+            r["router_moderate"]["p99_ms"] - r["direct_moderate"]["p99_ms"],
+            "ms",
+        ),
+        figure(
             "router_p50_ms_moderate",
             r["router_moderate"]["p50_ms"],
             "ms",
@@ -462,6 +653,16 @@ def main() -> None:
             "ms",
             "direct call to the model server",
             r["direct_moderate"]["p99_ms"],
+        ),
+        figure(
+            "router_added_p50_ms_static_backend",
+            r["router_static_moderate"]["p50_ms"] - r["static_moderate"]["p50_ms"],
+            "ms",
+        ),
+        figure(
+            "router_added_p50_ms_saturated",
+            r["router_saturated"]["p50_ms"] - r["direct_saturated"]["p50_ms"],
+            "ms",
         ),
         figure(
             "router_rps",
@@ -488,9 +689,11 @@ def main() -> None:
         "params": {
             "seconds": args.seconds,
             "connections": args.connections,
-            "moderate_connections": args.moderate,
+            "moderate_rate_rps": rate,
+            "moderate_rounds": args.rounds,
+            "saturated_connections": args.saturated,
             "cpus": os.cpu_count(),
-            "load_generator": "wrk -t1",
+            "load_generator": f"wrk -t1 (closed loop), {VEGETA} (open loop)",
             "rows_per_request": 1,
         },
         "notes": "one worker process per server; raw runs: " + json.dumps(results),

@@ -27,7 +27,7 @@ def main() -> None:
 
 def run(config: settings.RouterSettings) -> None:
     try:
-        application = app.create_app(config)
+        application = app.create_asgi(config)
     except errors.InputError as exc:
         print(f"modelpilot-router: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,13 +1,13 @@
 """The router's data plane: choose a variant, forward, fall back, count; join feedback.
 
-Every endpoint of `app` delegates here. Design decisions: one pooled `aiohttp.ClientSession` for
-all backends (keep-alive, bounded pool, connect and total timeouts; aiohttp rather than httpx on
-this hot path because its client costs about a fifth of httpx's CPU per request, measured 0.18 ms
-against 0.99 ms, and the router's overhead is what users pay on every call); a challenger that
-fails (connection error, timeout, 5xx) is counted against the challenger and the request is
-retried once on the stable variant, so a crashing challenger costs latency, never availability;
-4xx answers are the client's fault and are passed through untouched. Routes are swapped as one
-immutable `Chooser`, so a request never sees half of an update.
+Every endpoint of `app` delegates here. Design decisions: one keep-alive pool for all backends
+(`upstream.Pool`: bounded, connect and total timeouts; a lean HTTP/1.1 client rather than httpx
+or aiohttp on this hot path, because the router's overhead is what users pay on every call: CPU
+per request measured 1.7 ms with httpx, 0.22 ms with aiohttp, 0.11 ms with upstream.Pool); a
+challenger that fails (connection error, timeout, 5xx) is counted against the challenger and the
+request is retried once on the stable variant, so a crashing challenger costs latency, never
+availability; 4xx answers are the client's fault and are passed through untouched.
+Routes are swapped as one immutable `Chooser`, so a request never sees half of an update.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import numpy as np
-import yarl
 
-from modelpilot.router import feedback, metrics, policy, routes, settings, tally
+from modelpilot.router import feedback, metrics, policy, routes, settings, tally, upstream
 
 log = logging.getLogger("modelpilot.router")
 
@@ -79,30 +77,22 @@ class Router:
         )
         self.tallies: dict[str, tally.VariantTally] = {}
         self.routes_version = 0
-        self.client: aiohttp.ClientSession | None = None
+        self.pool: upstream.Pool | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.max_connections,
+        self.pool = upstream.Pool(
+            max_connections=self.settings.max_connections,
+            connect_timeout=self.settings.connect_timeout_seconds,
+            timeout=self.settings.timeout_seconds,
             # Below the model servers' keep-alive timeout (75 s), so the pool never reuses a
             # connection the server is about to close.
-            keepalive_timeout=30.0,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=self.settings.timeout_seconds, connect=self.settings.connect_timeout_seconds
-        )
-        # No cookie jar: the router is a proxy, one user's cookies must never reach another.
-        self.client = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
+            idle_seconds=30.0,
         )
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        if self.pool is not None:
+            await self.pool.close()
 
     def set_routes(self, new: routes.Routes) -> None:
         self.chooser = policy.Chooser(new, rng=self.rng)
@@ -130,30 +120,29 @@ class Router:
         self, variant: routes.Variant, path: str, body: bytes, headers: dict[str, str]
     ) -> Backend | str:
         """The backend's response, or a one-line reason it failed (error or 5xx)."""
-        assert self.client is not None  # opened in the app's lifespan
+        assert self.pool is not None  # opened in the app's lifespan
         children = self.metrics.children(variant.name)
         record = self._tally(variant.name)
-        try:
-            # The path is forwarded as the client sent it (already percent-encoded).
-            url = yarl.URL(variant.url + path, encoded=True)
-        except ValueError as exc:  # the client's path is not a valid URL path
-            raise RouterError(400, f"path: not a valid URL path ({exc})") from exc
         start = time.perf_counter()
         failure: Backend | str
         try:
-            async with self.client.post(url, data=body, headers=headers) as response:
-                payload = await response.read()
-                ctype = response.headers.get("content-type", "application/json")
-        except ValueError as exc:  # aiohttp.InvalidURL too: a path no HTTP request can carry
-            raise RouterError(400, f"path: not a valid URL path ({exc})") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = f"{type(exc).__name__}: {exc}"[:200]
-        else:
-            failure = (
-                Backend(response.status, payload, ctype)
-                if response.status < 500
-                else f"HTTP {response.status}"
-            )
+            origin = self.pool.origin(variant.url)
+        except upstream.TargetError as exc:  # the routes' URL, not the client's request
+            origin, failure = None, f"routes: {exc}"[:200]
+        if origin is not None:
+            try:
+                # The path is forwarded as the client sent it (already percent-encoded).
+                response = await self.pool.request(origin, path, body=body, headers=headers)
+            except upstream.TargetError as exc:
+                raise RouterError(400, str(exc)) from exc
+            except upstream.UpstreamError as exc:
+                failure = f"{type(exc).__name__}: {exc}"[:200]
+            else:
+                failure = (
+                    Backend(response.status, response.body, response.content_type)
+                    if response.status < 500
+                    else f"HTTP {response.status}"
+                )
         elapsed = time.perf_counter() - start
         children[0].inc()
         children[2].observe(elapsed)
