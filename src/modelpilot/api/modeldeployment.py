@@ -24,6 +24,23 @@ CRON_REGEX = (
 )
 
 
+def _pods(description: str, *, component: str, replicas: str) -> s.Schema:
+    """How one component's pods run (model server or router): count, image and resources."""
+    return s.obj(
+        description,
+        {
+            "replicas": s.integer(replicas, default=1, minimum=0, maximum=100),
+            "image": s.string(
+                f"{component.capitalize()} container image; the operator's default when omitted.",
+                min_length=1,
+                max_length=512,
+            ),
+            "resources": common.resources(f"Compute resources of each {component} pod."),
+        },
+        default={},
+    )
+
+
 def _spec() -> s.Schema:
     return s.obj(
         "Desired state: which model to serve, how, and how to watch it for drift.",
@@ -41,36 +58,15 @@ def _spec() -> s.Schema:
                     )
                 },
             ),
-            "serving": s.obj(
+            "serving": _pods(
                 "How the model server pods run.",
-                {
-                    "replicas": s.integer(
-                        "Model-server pods for the stable variant.",
-                        default=1,
-                        minimum=0,
-                        maximum=100,
-                    ),
-                    "image": s.string(
-                        "Model-server container image; the operator's default when omitted.",
-                        min_length=1,
-                        max_length=512,
-                    ),
-                    "resources": common.resources("Compute resources of each model-server pod."),
-                },
-                default={},
+                component="model-server",
+                replicas="Model-server pods for the stable variant.",
             ),
-            "router": s.obj(
+            "router": _pods(
                 "How the router (the stable endpoint) runs.",
-                {
-                    "replicas": s.integer("Router pods.", default=1, minimum=0, maximum=100),
-                    "image": s.string(
-                        "Router container image; the operator's default when omitted.",
-                        min_length=1,
-                        max_length=512,
-                    ),
-                    "resources": common.resources("Compute resources of each router pod."),
-                },
-                default={},
+                component="router",
+                replicas="Router pods.",
             ),
             "drift": s.obj(
                 "Drift monitoring; omitted means no drift CronJob.",
@@ -141,14 +137,8 @@ def _status() -> s.Schema:
                     "One version and when it served.",
                     {
                         "version": s.string("Model version served.", max_length=10),
-                        "from": s.string(
-                            "When it started serving.", fmt="date-time", max_length=64
-                        ),
-                        "to": s.string(
-                            "When it stopped serving; absent while it serves.",
-                            fmt="date-time",
-                            max_length=64,
-                        ),
+                        "from": s.timestamp("When it started serving."),
+                        "to": s.timestamp("When it stopped serving; absent while it serves."),
                         "reason": s.string("Why it started serving.", max_length=256),
                     },
                 ),
@@ -161,9 +151,7 @@ def _status() -> s.Schema:
             "drift": s.obj(
                 "Result of the last drift run (written by the drift job).",
                 {
-                    "lastRun": s.string(
-                        "When the drift job last ran.", fmt="date-time", max_length=64
-                    ),
+                    "lastRun": s.timestamp("When the drift job last ran."),
                     "maxPsi": s.number("Largest PSI across features."),
                     "driftedFeatures": s.array(
                         "Features flagged as drifted.",

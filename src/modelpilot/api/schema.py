@@ -82,6 +82,11 @@ def number(
     )
 
 
+def timestamp(description: str) -> Schema:
+    """A point in time: an RFC 3339 `date-time` string, as metav1.Time is written."""
+    return string(description, fmt="date-time", max_length=64)
+
+
 def boolean(description: str, *, default: bool | None = None) -> Schema:
     return _with({"type": "boolean", "description": description}, {"default": default})
 
