@@ -9,6 +9,7 @@ objects exist. The caller passes the clock; nothing here does input/output.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -65,6 +66,32 @@ def next_history(
     return out[-HISTORY_LIMIT:]
 
 
+def rollout_conditions(
+    existing: list[conditions.Condition],
+    *,
+    ready: bool,
+    message: str,
+    generation: int,
+    now: dt.datetime,
+) -> list[conditions.Condition]:
+    """Ready and Progressing from the Deployments' readiness (`workloads_readiness`)."""
+    set_ = functools.partial(
+        conditions.set_condition, message=message, generation=generation, now=now
+    )
+    out = set_(
+        existing,
+        type_=conditions.READY,
+        status="True" if ready else "False",
+        reason="Available" if ready else "RollingOut",
+    )
+    return set_(
+        out,
+        type_=conditions.PROGRESSING,
+        status="False" if ready else "True",
+        reason="RolloutComplete" if ready else "RollingOut",
+    )
+
+
 def served_conditions(
     existing: list[conditions.Condition],
     *,
@@ -75,54 +102,31 @@ def served_conditions(
     now: dt.datetime,
 ) -> list[conditions.Condition]:
     """Conditions after a successful apply: Ready/Progressing from readiness, Degraded False."""
-    out = conditions.set_condition(
-        existing,
-        type_=conditions.READY,
-        status="True" if ready else "False",
-        reason="Available" if ready else "RollingOut",
-        message=message,
-        generation=generation,
-        now=now,
-    )
-    out = conditions.set_condition(
-        out,
-        type_=conditions.PROGRESSING,
-        status="False" if ready else "True",
-        reason="RolloutComplete" if ready else "RollingOut",
-        message=message,
-        generation=generation,
-        now=now,
-    )
-    out = conditions.set_condition(
+    set_ = functools.partial(conditions.set_condition, generation=generation, now=now)
+    out = rollout_conditions(existing, ready=ready, message=message, generation=generation, now=now)
+    out = set_(
         out,
         type_=conditions.DEGRADED,
         status="False",
         reason="AsExpected",
         message="model resolved and objects applied",
-        generation=generation,
-        now=now,
     )
+    drift = conditions.find(out, conditions.DRIFT_DETECTED)
     if not drift_enabled:
-        out = conditions.set_condition(
+        out = set_(
             out,
             type_=conditions.DRIFT_DETECTED,
             status="False",
             reason="DriftNotMonitored",
             message="spec.drift is not set",
-            generation=generation,
-            now=now,
         )
-    elif conditions.find(out, conditions.DRIFT_DETECTED) is None or (
-        (conditions.find(out, conditions.DRIFT_DETECTED) or {}).get("reason") == "DriftNotMonitored"
-    ):
-        out = conditions.set_condition(
+    elif drift is None or drift.get("reason") == "DriftNotMonitored":
+        out = set_(
             out,
             type_=conditions.DRIFT_DETECTED,
             status="Unknown",
             reason="AwaitingFirstRun",
             message="the drift job has not reported yet",
-            generation=generation,
-            now=now,
         )
     return out
 
@@ -136,23 +140,10 @@ def degraded_conditions(
     now: dt.datetime,
 ) -> list[conditions.Condition]:
     """Degraded=True with `reason`; Ready=False only if nothing serves yet (no Ready condition)."""
-    out = conditions.set_condition(
-        existing,
-        type_=conditions.DEGRADED,
-        status="True",
-        reason=reason,
-        message=message,
-        generation=generation,
-        now=now,
+    set_ = functools.partial(
+        conditions.set_condition, reason=reason, message=message, generation=generation, now=now
     )
+    out = set_(existing, type_=conditions.DEGRADED, status="True")
     if not conditions.is_true(out, conditions.READY):
-        out = conditions.set_condition(
-            out,
-            type_=conditions.READY,
-            status="False",
-            reason=reason,
-            message=message,
-            generation=generation,
-            now=now,
-        )
+        out = set_(out, type_=conditions.READY, status="False")
     return out

@@ -261,24 +261,12 @@ class Controller:
             return
         if current is not None and current["reason"] in ("RegistryUnavailable", "ModelNotFound"):
             return  # a degraded deployment's Ready is owned by the reconcile
-        now, generation = _now(), int(status["observedGeneration"])
-        updated = conditions.set_condition(
+        updated = mdstatus.rollout_conditions(
             existing,
-            type_=conditions.READY,
-            status=wanted,
-            reason="Available" if ready else "RollingOut",
+            ready=ready,
             message=message,
-            generation=generation,
-            now=now,
-        )
-        updated = conditions.set_condition(
-            updated,
-            type_=conditions.PROGRESSING,
-            status="False" if ready else "True",
-            reason="RolloutComplete" if ready else "RollingOut",
-            message=message,
-            generation=generation,
-            now=now,
+            generation=int(status["observedGeneration"]),
+            now=_now(),
         )
         apply.patch_status(
             common.API_VERSION,
