@@ -337,28 +337,53 @@ def _props(counts: FloatArray) -> FloatArray:
     return counts / total if total else np.zeros(counts.shape[0])
 
 
-def _finish(
-    *,
+@dataclasses.dataclass
+class _KsTests:
+    """The KS tests of one comparison: statistics as the columns are read, p-values at the end.
+
+    Small samples get scipy's exact p-value at once; the asymptotic ones are computed together,
+    vectorised, by `pvalues`.
+    """
+
+    stats: dict[str, tuple[float, int, int]] = dataclasses.field(default_factory=dict)
+    exact: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def add(self, name: str, x: FloatArray, y: FloatArray) -> None:
+        """Test column `name` on its sorted, non-empty reference (`x`) and current (`y`) values."""
+        if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
+            res = _ks_sorted(x, y)
+            self.exact[name] = res.pvalue
+            self.stats[name] = (res.statistic, x.shape[0], y.shape[0])
+        else:
+            self.stats[name] = (ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
+
+    def pvalues(self) -> dict[str, float]:
+        asym = [n for n in self.stats if n not in self.exact]
+        if not asym:
+            return dict(self.exact)
+        d, n1, n2 = (np.array([self.stats[n][i] for n in asym]) for i in range(3))
+        pv = ks_pvalues_asymptotic(d, n1, n2)
+        return {**self.exact, **dict(zip(asym, pv.tolist(), strict=True))}
+
+
+def _report(
     feats: list[FeatureDrift],
-    d_by_name: Mapping[str, tuple[float, int, int]],
-    exact_by_name: Mapping[str, float],
+    ks: _KsTests,
+    *,
     methods: Sequence[str],
     psi_threshold: float,
     ks_pvalue: float,
     js_threshold: float,
     null_rate_threshold: float,
-) -> None:
-    """Fill KS p-values (asymptotic ones vectorised), BH adjustment and the drift decision."""
-    asym = [n for n in d_by_name if n not in exact_by_name]
-    if asym:
-        d, n1, n2 = (np.array([d_by_name[n][i] for n in asym]) for i in range(3))
-        pv = ks_pvalues_asymptotic(d, n1, n2)
-        pvalues = {**exact_by_name, **dict(zip(asym, pv.tolist(), strict=True))}
-    else:
-        pvalues = dict(exact_by_name)
+    reference_rows: int,
+    current_rows: int,
+    ks_sample: str,
+) -> DriftReport:
+    """Fill KS p-values, BH adjustment and the drift decision into `feats`; the report of them."""
+    pvalues = ks.pvalues()
     for f in feats:
-        if f.name in d_by_name:
-            f.ks_statistic = d_by_name[f.name][0]
+        if f.name in ks.stats:
+            f.ks_statistic = ks.stats[f.name][0]
             f.ks_pvalue = pvalues[f.name]
     tested = [f for f in feats if f.ks_pvalue is not None or f.chi2_pvalue is not None]
     raw = [f.ks_pvalue if f.ks_pvalue is not None else f.chi2_pvalue for f in tested]
@@ -390,6 +415,16 @@ def _finish(
             reasons.append(f"null rate {f.null_rate_reference:.3f} -> {f.null_rate_current:.3f}")
         f.reasons = reasons
         f.drifted = bool(reasons)
+    return DriftReport(
+        features=feats,
+        methods=tuple(methods),
+        psi_threshold=psi_threshold,
+        ks_pvalue=ks_pvalue,
+        null_rate_threshold=null_rate_threshold,
+        reference_rows=reference_rows,
+        current_rows=current_rows,
+        ks_sample=ks_sample,
+    )
 
 
 def _feature(
@@ -402,7 +437,7 @@ def _feature(
     cur_p = _props(cur_counts)
     value = float(psi(ref_p, cur_p))
     has_current = bool(cur_counts.sum() > 0)
-    return FeatureDrift(
+    f = FeatureDrift(
         name=col.name,
         kind=col.kind,
         psi=value,
@@ -414,6 +449,10 @@ def _feature(
         reference_proportions=ref_p.tolist(),
         current_proportions=cur_p.tolist(),
     )
+    if col.kind == "categorical":
+        chi = chi2_homogeneity(col.counts, cur_counts)
+        f.chi2_statistic, f.chi2_pvalue = chi.statistic, chi.pvalue
+    return f
 
 
 def compare(
@@ -436,40 +475,22 @@ def compare(
     if sketch.row_count == 0:
         raise errors.InputError("drift: the window is empty (no rows since the last run)")
     feats: list[FeatureDrift] = []
-    d_by_name: dict[str, tuple[float, int, int]] = {}
-    exact: dict[str, float] = {}
+    ks = _KsTests()
     for name, col in profile.columns.items():
         cur_counts = sketch.counts(name).astype(np.float64)
-        f = _feature(col, cur_counts=cur_counts, null_rate_current=sketch.null_rate(name))
+        feats.append(_feature(col, cur_counts=cur_counts, null_rate_current=sketch.null_rate(name)))
         if col.kind == "numeric":
             x = col.sample
             y = np.sort(sketch.sample(name))
             if x.shape[0] and y.shape[0]:
-                if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
-                    res = _ks_sorted(x, y)
-                    exact[name] = res.pvalue
-                    d_by_name[name] = (res.statistic, x.shape[0], y.shape[0])
-                else:
-                    d_by_name[name] = (ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
-        else:
-            chi = chi2_homogeneity(col.counts, cur_counts)
-            f.chi2_statistic, f.chi2_pvalue = chi.statistic, chi.pvalue
-        feats.append(f)
-    _finish(
-        feats=feats,
-        d_by_name=d_by_name,
-        exact_by_name=exact,
+                ks.add(name, x, y)
+    return _report(
+        feats,
+        ks,
         methods=methods,
         psi_threshold=psi_threshold,
         ks_pvalue=ks_pvalue,
         js_threshold=js_threshold,
-        null_rate_threshold=null_rate_threshold,
-    )
-    return DriftReport(
-        features=feats,
-        methods=tuple(methods),
-        psi_threshold=psi_threshold,
-        ks_pvalue=ks_pvalue,
         null_rate_threshold=null_rate_threshold,
         reference_rows=max((c.row_count for c in profile.columns.values()), default=0),
         current_rows=sketch.row_count,
@@ -524,8 +545,7 @@ def compare_frames(
     if missing:
         raise errors.InputError(f"current data: missing column(s) {', '.join(missing)}")
     feats: list[FeatureDrift] = []
-    d_by_name: dict[str, tuple[float, int, int]] = {}
-    exact: dict[str, float] = {}
+    ks = _KsTests()
     ref_rows = cur_rows = 0
     for name, ref_raw in reference_columns.items():
         ref_arr = np.asarray(ref_raw)
@@ -554,12 +574,7 @@ def compare_frames(
                 null_rate_current=y_null / cur_arr.shape[0],
             )
             if y.shape[0]:
-                if max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N:
-                    res = _ks_sorted(x, y)
-                    exact[name] = res.pvalue
-                    d_by_name[name] = (res.statistic, x.shape[0], y.shape[0])
-                else:
-                    d_by_name[name] = (ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
+                ks.add(name, x, y)
         else:
             prof = profiles.build_profile(
                 {name: ref_arr},
@@ -575,24 +590,14 @@ def compare_frames(
                 cur_counts=cur_counts.astype(np.float64),
                 null_rate_current=cur_null / cur_arr.shape[0],
             )
-            chi = chi2_homogeneity(col.counts, cur_counts)
-            f.chi2_statistic, f.chi2_pvalue = chi.statistic, chi.pvalue
         feats.append(f)
-    _finish(
-        feats=feats,
-        d_by_name=d_by_name,
-        exact_by_name=exact,
+    return _report(
+        feats,
+        ks,
         methods=methods,
         psi_threshold=psi_threshold,
         ks_pvalue=ks_pvalue,
         js_threshold=js_threshold,
-        null_rate_threshold=null_rate_threshold,
-    )
-    return DriftReport(
-        features=feats,
-        methods=tuple(methods),
-        psi_threshold=psi_threshold,
-        ks_pvalue=ks_pvalue,
         null_rate_threshold=null_rate_threshold,
         reference_rows=ref_rows,
         current_rows=cur_rows,
