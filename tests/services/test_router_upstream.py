@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from modelpilot.router import upstream
+from modelpilot.router import proxy, routes, settings, upstream
 from modelpilot.testing import ports
 
 OK = (
@@ -408,3 +408,54 @@ async def test_an_https_backend_is_verified_and_answers(serve: Serve, tmp_path: 
     with pytest.raises(upstream.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         await _post(untrusted, backend.url)
     await untrusted.close()
+
+
+async def test_the_router_sends_the_request_id_and_trace_context_and_no_other_client_header(
+    serve: Serve,
+) -> None:
+    backend = await serve(always(OK))
+    router = proxy.Router(settings.RouterSettings(deployment="iris", seed=1))
+    router.open()
+    router.set_routes(
+        routes.parse_routes(
+            {
+                "deployment": "iris",
+                "stable": "stable",
+                "policy": {"type": "fixed", "epsilon": 0.1, "stickyHeader": None},
+                "variants": [
+                    {
+                        "name": "stable",
+                        "url": backend.url,
+                        "weight": 100,
+                        "modelVersion": "1",
+                        "posterior": {"alpha": 1, "beta": 1},
+                    }
+                ],
+            }
+        )
+    )
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    answer = await router.forward(
+        "/predict",
+        b"{}",
+        {
+            "content-type": "application/json",
+            "x-request-id": "abc",
+            "traceparent": trace,
+            "tracestate": "vendor=1",
+            "authorization": "Bearer secret",
+            "cookie": "session=1",
+        },
+    )
+    await router.close()
+    assert (answer.status, answer.request_id, answer.variant) == (200, "abc", "stable")
+    head = backend.requests[0].split(b"\r\n\r\n")[0].decode().lower().split("\r\n")[1:]
+    assert sorted(line.split(": ")[0] for line in head) == [
+        "content-length",
+        "content-type",
+        "host",
+        "traceparent",
+        "tracestate",
+        "x-request-id",
+    ]
+    assert f"traceparent: {trace}" in head

@@ -60,6 +60,12 @@ _PREFIX = uuid.uuid4().hex[:12]
 _COUNTER = itertools.count(1)
 
 
+# Forwarded as received besides the request id: the W3C Trace Context, so a trace spans the
+# router hop (as Envoy and nginx with OpenTelemetry pass it on). Nothing else of the client's
+# headers reaches a backend: the router is the trust boundary in front of the model servers.
+_PROPAGATED = ("traceparent", "tracestate")
+
+
 def _request_id(given: str | None) -> str:
     if given and 0 < len(given) <= 128 and given.isprintable():
         return given
@@ -166,6 +172,10 @@ class Router:
             "content-type": incoming.get("content-type") or "application/json",
             "x-request-id": rid,
         }
+        for name in _PROPAGATED:
+            value = incoming.get(name)
+            if value is not None:
+                headers[name] = value
         result = await self._send(variant, path, body, headers)
         if isinstance(result, str) and variant.name != chooser.routes.stable:
             # A failing challenger must not fail the request: retry on the stable variant.
