@@ -20,37 +20,16 @@ from modelpilot.modelserver import errors
 # MLflow DataType names -> what JSON value is accepted.
 _NUMERIC = {"double", "float"}
 _INTEGRAL = {"long", "integer"}
+# MLflow DataType name -> the v2 tensor datatypes accepted for it.
+_V2_INTEGERS = frozenset({"INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"})
+_V2_NUMBERS = _V2_INTEGERS | {"FP64", "FP32", "FP16"}
 _V2_FOR_KIND = {
-    "double": {
-        "FP64",
-        "FP32",
-        "FP16",
-        "INT64",
-        "INT32",
-        "INT16",
-        "INT8",
-        "UINT64",
-        "UINT32",
-        "UINT16",
-        "UINT8",
-    },
-    "float": {
-        "FP64",
-        "FP32",
-        "FP16",
-        "INT64",
-        "INT32",
-        "INT16",
-        "INT8",
-        "UINT64",
-        "UINT32",
-        "UINT16",
-        "UINT8",
-    },
-    "long": {"INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"},
-    "integer": {"INT64", "INT32", "INT16", "INT8", "UINT32", "UINT16", "UINT8"},
-    "boolean": {"BOOL"},
-    "string": {"BYTES"},
+    "double": _V2_NUMBERS,
+    "float": _V2_NUMBERS,
+    "long": _V2_INTEGERS,
+    "integer": _V2_INTEGERS - {"UINT64"},
+    "boolean": frozenset({"BOOL"}),
+    "string": frozenset({"BYTES"}),
 }
 V2_DATATYPES = frozenset().union(*_V2_FOR_KIND.values())
 
