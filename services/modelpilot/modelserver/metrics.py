@@ -76,46 +76,38 @@ class ModelMetrics:
 def create_metrics(*, deployment: str, variant: str) -> ModelMetrics:
     registry = prometheus_client.CollectorRegistry(auto_describe=True)
     base = ["deployment", "variant", "model_version"]
+
+    # Every metric goes to this server's registry (never the global one) and carries `base`.
+    def counter(name: str, documentation: str, label: str) -> prometheus_client.Counter:
+        return prometheus_client.Counter(name, documentation, [*base, label], registry=registry)
+
+    def histogram(
+        name: str, documentation: str, buckets: tuple[float, ...]
+    ) -> prometheus_client.Histogram:
+        return prometheus_client.Histogram(
+            name, documentation, base, buckets=buckets, registry=registry
+        )
+
     return ModelMetrics(
         registry=registry,
         deployment=deployment,
         variant=variant,
-        requests=prometheus_client.Counter(
-            "modelpilot_model_requests",
-            "Inference requests answered.",
-            [*base, "protocol"],
-            registry=registry,
+        requests=counter("modelpilot_model_requests", "Inference requests answered.", "protocol"),
+        errors=counter(
+            "modelpilot_model_errors", "Inference requests that failed, by HTTP status.", "code"
         ),
-        errors=prometheus_client.Counter(
-            "modelpilot_model_errors",
-            "Inference requests that failed, by HTTP status.",
-            [*base, "code"],
-            registry=registry,
-        ),
-        latency=prometheus_client.Histogram(
+        latency=histogram(
             "modelpilot_model_latency_seconds",
             "Time to decode, predict and encode a request.",
-            base,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            LATENCY_BUCKETS,
         ),
-        batch_size=prometheus_client.Histogram(
-            "modelpilot_model_batch_size",
-            "Rows per inference request.",
-            base,
-            buckets=BATCH_BUCKETS,
-            registry=registry,
+        batch_size=histogram(
+            "modelpilot_model_batch_size", "Rows per inference request.", BATCH_BUCKETS
         ),
-        predictions=prometheus_client.Counter(
-            "modelpilot_model_predictions",
-            "Predicted labels (classifiers).",
-            [*base, "class"],
-            registry=registry,
+        predictions=counter(
+            "modelpilot_model_predictions", "Predicted labels (classifiers).", "class"
         ),
         loaded=prometheus_client.Gauge(
-            "modelpilot_model_loaded",
-            "1 once the model has loaded.",
-            base,
-            registry=registry,
+            "modelpilot_model_loaded", "1 once the model has loaded.", base, registry=registry
         ),
     )
