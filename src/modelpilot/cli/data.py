@@ -13,8 +13,9 @@ import click
 import pandas as pd
 
 from modelpilot import errors
+from modelpilot.cli import checkreport
 from modelpilot.cli import models as models_cli
-from modelpilot.lifecycle import checks, datavalidate, yamlio
+from modelpilot.lifecycle import datavalidate, yamlio
 from modelpilot.registry import client as registry_client
 from modelpilot.registry import profiles
 from modelpilot.stats import profile as profile_mod
@@ -78,12 +79,7 @@ def data() -> None:
     default=None,
     help="With --profile: the minimum row count.",
 )
-@click.option(
-    "--junit",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also write the result as JUnit XML here.",
-)
+@checkreport.junit_option
 @click.option(
     "--tracking-uri",
     envvar="MLFLOW_TRACKING_URI",
@@ -109,9 +105,9 @@ def validate(
         )
     else:
         raise click.UsageError("give exactly one of --schema or --profile")
-    click.echo(checks.render_table(found))
-    if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(checks.build_junit(found, suite=f"modelpilot.data {data_path.name}"))
-    if checks.failed(found):
-        raise errors.CheckFailed(f"data validation failed for {data_path}: {checks.summary(found)}")
+    checkreport.report(
+        found,
+        junit=junit,
+        suite=f"modelpilot.data {data_path.name}",
+        failure=f"data validation failed for {data_path}",
+    )

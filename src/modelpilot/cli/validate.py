@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from modelpilot import errors
+from modelpilot.cli import checkreport
 from modelpilot.cli import models as models_cli
-from modelpilot.lifecycle import checks, gate, yamlio
+from modelpilot.lifecycle import gate, yamlio
 
 
 @click.command("validate")
@@ -43,17 +43,8 @@ from modelpilot.lifecycle import checks, gate, yamlio
     default=None,
     help="Registered model to compare against when --model is a runs:/ URI.",
 )
-@click.option(
-    "--junit",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also write the result as JUnit XML here.",
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking server (default: $MLFLOW_TRACKING_URI).",
-)
+@checkreport.junit_option
+@models_cli.tracking_uri_option
 @models_cli.registry_failures_are_one_line
 def validate(
     model_uri: str,
@@ -72,9 +63,9 @@ def validate(
         tracking_uri=tracking_uri,
         registered_name=registered_name,
     )
-    click.echo(checks.render_table(found))
-    if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(checks.build_junit(found, suite=f"modelpilot.validate {model_uri}"))
-    if checks.failed(found):
-        raise errors.CheckFailed(f"gate failed for {model_uri}: {checks.summary(found)}")
+    checkreport.report(
+        found,
+        junit=junit,
+        suite=f"modelpilot.validate {model_uri}",
+        failure=f"gate failed for {model_uri}",
+    )
