@@ -132,6 +132,52 @@ def test_feedback_is_joined_to_the_variant_that_answered_and_duplicates_are_igno
     assert "reward" in bad.json()["error"]
 
 
+def _metric(text: str, name: str, variant: str) -> float:
+    line = next(
+        x for x in text.splitlines() if x.startswith(name + "{") and f'variant="{variant}"' in x
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_continuous_rewards_negative_ones_too_reach_stats_and_metrics_with_their_squares(
+    router: svc.RouterProc,
+    two_servers: tuple[svc.Proc, svc.Proc],
+    iris_model: svc.RegisteredModel,
+) -> None:
+    a, b = two_servers
+    router.set_routes(svc.routes_doc(a.url, b.url, weights=(0, 100)))
+    rewards = [12.5, -3.0, 0.25]
+    rids = []
+    for _ in rewards:
+        r = httpx.post(router.url + "/predict", json=_body(iris_model))
+        assert r.headers["x-modelpilot-variant"] == "challenger"
+        rids.append(r.headers["x-request-id"])
+    names = (
+        "modelpilot_router_rewards_total",
+        "modelpilot_router_reward_sum_total",
+        "modelpilot_router_negative_reward_sum_total",
+        "modelpilot_router_reward_sum_squares_total",
+    )
+    before = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    text = httpx.get(router.url + "/metrics").text
+    m_before = {n: _metric(text, n, "challenger") for n in names}
+    for rid, reward in zip(rids, rewards, strict=True):
+        answer = httpx.post(router.url + "/feedback", json={"request_id": rid, "reward": reward})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "joined"
+    after = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    assert after["rewards"] - before["rewards"] == 3
+    assert after["reward_sum"] - before["reward_sum"] == pytest.approx(9.75)
+    assert after["reward_sum_squares"] - before["reward_sum_squares"] == pytest.approx(
+        12.5**2 + 3.0**2 + 0.25**2
+    )
+    text = httpx.get(router.url + "/metrics").text
+    delta = {n: _metric(text, n, "challenger") - m_before[n] for n in names}
+    assert delta == pytest.approx(
+        dict(zip(names, (3.0, 12.75, 3.0, 12.5**2 + 3.0**2 + 0.25**2), strict=True))
+    )
+
+
 def test_with_the_challenger_down_every_request_succeeds_through_stable_and_its_errors_rise(
     router: svc.RouterProc,
     two_servers: tuple[svc.Proc, svc.Proc],

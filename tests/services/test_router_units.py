@@ -1,4 +1,5 @@
-"""The router's pure parts: routes validation, the per-request policy, the feedback ledger.
+"""The router's pure parts: routes validation, the per-request policy, the feedback ledger, and
+the reward tallies of `proxy.Router.feedback` (in process, no backend needed).
 
 Statistical claims are checked against exact binomial intervals (scipy) and the posterior's
 probability to be best (modelpilot.stats.bandits, itself tested against closed forms).
@@ -7,13 +8,16 @@ probability to be best (modelpilot.stats.bandits, itself tested against closed f
 from __future__ import annotations
 
 import json
+import math
+import time
 
 import numpy as np
+import prometheus_client.parser
 import pytest
 import scipy.stats
 
 from modelpilot import errors
-from modelpilot.router import feedback, policy, routes
+from modelpilot.router import feedback, policy, proxy, routes, settings
 from modelpilot.stats import bandits
 
 
@@ -181,3 +185,41 @@ def test_the_ledger_forgets_ids_after_the_ttl_and_beyond_its_bound() -> None:
     assert ledger.join("r249", now=3.0)[0] == "joined"
     assert ledger.join("r248", now=20.0)[0] == "unknown"  # expired
     assert len(ledger) == 0
+
+
+def _samples(exposition: bytes) -> dict[tuple[str, str], float]:
+    """(sample name, variant) -> value of every sample of the router's /metrics text."""
+    return {
+        (s.name, s.labels.get("variant", "")): s.value
+        for family in prometheus_client.parser.text_string_to_metric_families(exposition.decode())
+        for s in family.samples
+    }
+
+
+def test_feedback_adds_each_reward_to_the_count_sum_and_sum_of_squares_in_stats_and_metrics() -> (
+    None
+):
+    router = proxy.Router(settings.RouterSettings(deployment="iris"))
+    rewards = [2.5, -4.0, 0.5, 1e-3, -0.25]
+    for i, reward in enumerate(rewards):
+        router.ledger.record(f"r{i}", "challenger", now=time.monotonic())
+        assert router.feedback(f"r{i}", reward)["status"] == "joined"
+    # A duplicate changes nothing.
+    assert router.feedback("r0", 100.0)["status"] == "duplicate"
+
+    stats = router.stats()["variants"]["challenger"]
+    assert stats["rewards"] == len(rewards)
+    assert stats["reward_sum"] == pytest.approx(math.fsum(rewards), abs=1e-12)
+    assert stats["reward_sum_squares"] == pytest.approx(math.fsum(r * r for r in rewards))
+
+    # /metrics: every series monotone; the signed sum is reward_sum - negative_reward_sum.
+    got = _samples(router.metrics.exposition())
+    positive = got[("modelpilot_router_reward_sum_total", "challenger")]
+    negative = got[("modelpilot_router_negative_reward_sum_total", "challenger")]
+    assert positive == pytest.approx(math.fsum(r for r in rewards if r >= 0))
+    assert negative == pytest.approx(math.fsum(-r for r in rewards if r < 0))
+    assert positive - negative == pytest.approx(stats["reward_sum"], abs=1e-12)
+    assert got[("modelpilot_router_reward_sum_squares_total", "challenger")] == pytest.approx(
+        stats["reward_sum_squares"]
+    )
+    assert got[("modelpilot_router_rewards_total", "challenger")] == len(rewards)

@@ -2,6 +2,13 @@
 
 A registry per router made by `create_metrics`, never at import time. Label children are cached
 per variant so the per-request cost is a dictionary lookup and a few increments.
+
+Rewards: a Prometheus counter may only go up (prometheus_client raises on a negative increment),
+but a continuous reward may be negative (a profit, a delta). The signed sum is therefore kept as
+two counters, as Prometheus' documentation advises for negative observations: the sum of the
+non-negative rewards and the sum of the absolute values of the negative ones; their difference is
+the sum of the rewards. With the sum of squares (a counter as it is) and the count, every series
+stays monotone, so `rate()`, `increase()` and the operator's reset detection keep their meaning.
 """
 
 from __future__ import annotations
@@ -14,6 +21,22 @@ import prometheus_client
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+@dataclass(frozen=True)
+class RewardSums:
+    """The reward-value series of one variant; `inc(reward)` adds one joined reward to them."""
+
+    positive: Any
+    negative: Any
+    squares: Any
+
+    def inc(self, reward: float) -> None:
+        if reward >= 0:
+            self.positive.inc(reward)
+        else:
+            self.negative.inc(-reward)
+        self.squares.inc(reward * reward)
+
+
 @dataclass
 class RouterMetrics:
     registry: prometheus_client.CollectorRegistry
@@ -24,6 +47,8 @@ class RouterMetrics:
     fallbacks: Any
     rewards: Any
     reward_sum: Any
+    negative_reward_sum: Any
+    reward_sum_squares: Any
     weight: Any
     _children: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _weights_seen: set[str] = field(default_factory=set)
@@ -38,7 +63,11 @@ class RouterMetrics:
                 self.latency.labels(*labels),
                 self.fallbacks.labels(*labels),
                 self.rewards.labels(*labels),
-                self.reward_sum.labels(*labels),
+                RewardSums(
+                    positive=self.reward_sum.labels(*labels),
+                    negative=self.negative_reward_sum.labels(*labels),
+                    squares=self.reward_sum_squares.labels(*labels),
+                ),
             )
             self._children[variant] = got
         return got
@@ -80,7 +109,17 @@ def create_metrics(*, deployment: str) -> RouterMetrics:
             "modelpilot_router_fallbacks", "Challenger failures answered by the stable variant."
         ),
         rewards=counter("modelpilot_router_rewards", "Delayed rewards joined to the variant."),
-        reward_sum=counter("modelpilot_router_reward_sum", "Sum of the joined reward values."),
+        reward_sum=counter(
+            "modelpilot_router_reward_sum",
+            "Sum of the non-negative joined reward values (minus negative_reward_sum: the sum).",
+        ),
+        negative_reward_sum=counter(
+            "modelpilot_router_negative_reward_sum",
+            "Sum of the absolute values of the negative joined rewards.",
+        ),
+        reward_sum_squares=counter(
+            "modelpilot_router_reward_sum_squares", "Sum of the squared joined reward values."
+        ),
         weight=prometheus_client.Gauge(
             "modelpilot_router_route_weight",
             "Weight in force (0..100).",

@@ -214,6 +214,7 @@ class Router:
             record = self._tally(variant)
             record.rewards += 1
             record.reward_sum += reward
+            record.reward_sum_squares += reward * reward
         return {"status": outcome, "request_id": request_id, "variant": variant}
 
     def stats(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Pure. Design decision: latency quantiles come from a fixed-size ring of the most recent latencies
 per variant (4,096), so `/stats` reports the current p50/p99 (what the operator's latency guardrail
 needs) in bounded memory, while the cumulative distribution lives in the Prometheus histogram.
+Rewards are kept as their three sufficient statistics (count, sum, sum of squares), the minimum
+from which the operator can estimate both the mean and the variance of a continuous reward.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class VariantTally:
     fallbacks: int = 0
     rewards: int = 0
     reward_sum: float = 0.0
+    reward_sum_squares: float = 0.0
     _ring: list[float] = field(default_factory=list)
     _pos: int = 0
 
@@ -49,6 +52,7 @@ class VariantTally:
             "fallbacks": self.fallbacks,
             "rewards": self.rewards,
             "reward_sum": self.reward_sum,
+            "reward_sum_squares": self.reward_sum_squares,
             **latency,
             "latency_window": len(self._ring),
         }
