@@ -502,6 +502,57 @@ def figure(
     }
 
 
+def build_figures(runs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The published figures, from the raw runs (`runs[run][measurement]`), in report order."""
+    baselines = {
+        "mlflow": "mlflow models serve",
+        "nginx": "nginx split_clients",
+        "direct_moderate": "direct call to the model server",
+    }
+
+    def versus(metric: str, run: str, baseline: str, *, key: str) -> dict[str, Any]:
+        """`run` against the `baseline` run: throughput (`rps`, req/s) is better higher, every
+        other measurement is a time in ms, better lower."""
+        higher = key == "rps"
+        return figure(
+            metric,
+            runs[run][key],
+            "req/s" if higher else "ms",
+            baselines[baseline],
+            runs[baseline][key],
+            "higher" if higher else "lower",
+        )
+
+    def added(metric: str, run: str, baseline: str, *, key: str) -> dict[str, Any]:
+        """The time `run` adds over `baseline` (ms); a difference, so no ratio."""
+        return figure(metric, runs[run][key] - runs[baseline][key], "ms")
+
+    return [
+        versus("model_server_rps", "server", "mlflow", key="rps"),
+        versus("model_server_p50_ms", "server", "mlflow", key="p50_ms"),
+        versus("model_server_p99_ms", "server", "mlflow", key="p99_ms"),
+        versus(
+            "model_server_cpu_ms_per_request", "server", "mlflow", key="cpu_ms_per_request_server"
+        ),
+        versus("router_cpu_ms_per_request", "router", "nginx", key="cpu_ms_per_request_proxy"),
+        added("router_added_p50_ms", "router_moderate", "direct_moderate", key="p50_ms"),
+        added("router_added_p99_ms", "router_moderate", "direct_moderate", key="p99_ms"),
+        versus("router_p50_ms_moderate", "router_moderate", "direct_moderate", key="p50_ms"),
+        versus("router_p99_ms_moderate", "router_moderate", "direct_moderate", key="p99_ms"),
+        added(
+            "router_added_p50_ms_static_backend",
+            "router_static_moderate",
+            "static_moderate",
+            key="p50_ms",
+        ),
+        added(
+            "router_added_p50_ms_saturated", "router_saturated", "direct_saturated", key="p50_ms"
+        ),
+        versus("router_rps", "router", "nginx", key="rps"),
+        versus("router_p99_ms", "router", "nginx", key="p99_ms"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serving.json")
@@ -592,94 +643,7 @@ def main() -> None:
                         nginx_url + "/predict", predict, args.connections, proxy=n_pid
                     )
                 del c_pid
-    r = results
-    figures = [
-        figure(
-            "model_server_rps",
-            r["server"]["rps"],
-            "req/s",
-            "mlflow models serve",
-            r["mlflow"]["rps"],
-            "higher",
-        ),
-        figure(
-            "model_server_p50_ms",
-            r["server"]["p50_ms"],
-            "ms",
-            "mlflow models serve",
-            r["mlflow"]["p50_ms"],
-        ),
-        figure(
-            "model_server_p99_ms",
-            r["server"]["p99_ms"],
-            "ms",
-            "mlflow models serve",
-            r["mlflow"]["p99_ms"],
-        ),
-        figure(
-            "model_server_cpu_ms_per_request",
-            r["server"]["cpu_ms_per_request_server"],
-            "ms",
-            "mlflow models serve",
-            r["mlflow"]["cpu_ms_per_request_server"],
-        ),
-        figure(
-            "router_cpu_ms_per_request",
-            r["router"]["cpu_ms_per_request_proxy"],
-            "ms",
-            "nginx split_clients",
-            r["nginx"]["cpu_ms_per_request_proxy"],
-        ),
-        figure(
-            "router_added_p50_ms",
-            r["router_moderate"]["p50_ms"] - r["direct_moderate"]["p50_ms"],
-            "ms",
-        ),
-        figure(
-            "router_added_p99_ms",
-            r["router_moderate"]["p99_ms"] - r["direct_moderate"]["p99_ms"],
-            "ms",
-        ),
-        figure(
-            "router_p50_ms_moderate",
-            r["router_moderate"]["p50_ms"],
-            "ms",
-            "direct call to the model server",
-            r["direct_moderate"]["p50_ms"],
-        ),
-        figure(
-            "router_p99_ms_moderate",
-            r["router_moderate"]["p99_ms"],
-            "ms",
-            "direct call to the model server",
-            r["direct_moderate"]["p99_ms"],
-        ),
-        figure(
-            "router_added_p50_ms_static_backend",
-            r["router_static_moderate"]["p50_ms"] - r["static_moderate"]["p50_ms"],
-            "ms",
-        ),
-        figure(
-            "router_added_p50_ms_saturated",
-            r["router_saturated"]["p50_ms"] - r["direct_saturated"]["p50_ms"],
-            "ms",
-        ),
-        figure(
-            "router_rps",
-            r["router"]["rps"],
-            "req/s",
-            "nginx split_clients",
-            r["nginx"]["rps"],
-            "higher",
-        ),
-        figure(
-            "router_p99_ms",
-            r["router"]["p99_ms"],
-            "ms",
-            "nginx split_clients",
-            r["nginx"]["p99_ms"],
-        ),
-    ]
+    figures = build_figures(results)
     doc = {
         "name": "serving",
         "description": (
