@@ -260,10 +260,10 @@ class Controller:
     ) -> None:
         for v in spec.variants:
             model = {"name": v.model_name, "version": v.model_version}
-            owner = cast(meta.Body, body)
+            owner = body
             apply.apply(
                 workloads.build_model_server_deployment(
-                    cast(meta.Body, md),
+                    md,
                     variant=v.name,
                     model=model,
                     replicas=v.replicas,
@@ -274,7 +274,7 @@ class Controller:
             )
             apply.apply(
                 workloads.build_model_server_service(
-                    cast(meta.Body, md), variant=v.name, owner=owner, experiment=meta.name_of(body)
+                    md, variant=v.name, owner=owner, experiment=meta.name_of(body)
                 )
             )
 
@@ -376,7 +376,7 @@ class Controller:
             stable_version=stable_version, experiment=experiment
         )
         apply.apply(
-            routes.build_routes_configmap(cast(meta.Body, md), variants=variants, policy=policy)
+            routes.build_routes_configmap(md, variants=variants, policy=policy)
         )
 
     def _promote(
