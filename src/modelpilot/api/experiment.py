@@ -219,6 +219,18 @@ def _variant_status() -> s.Schema:
             "errors": s.integer("Requests the variant answered with an error.", minimum=0),
             "rewards": s.number("Rewards (feedback calls) joined to the variant.", minimum=0),
             "rewardSum": s.number("Sum of the reward values joined to the variant."),
+            "rewardSumSquares": s.number(
+                "Sum of the squared reward values, over the rewards whose squares the routers "
+                "reported (all but unsquaredRewards): with rewards and rewardSum, the variance of "
+                "a continuous reward.",
+                minimum=0,
+            ),
+            "unsquaredRewards": s.number(
+                "Rewards counted without their squares (from routers, or a status, of a version "
+                "before sums of squares): they enter the posterior mean, not the variance.",
+                minimum=0,
+            ),
+            "unsquaredRewardSum": s.number("Sum of the rewards counted without their squares."),
             "posteriorMean": s.number("Mean of the variant's reward posterior."),
             "rolledBack": s.boolean("The variant breached a guardrail and gets no traffic."),
             "posterior": s.obj(
@@ -251,6 +263,9 @@ def _counters() -> s.Schema:
             "errors": s.number("Errors.", minimum=0),
             "rewards": s.number("Rewards joined.", minimum=0),
             "rewardSum": s.number("Sum of reward values."),
+            "rewardSumSquares": s.number(
+                "Sum of squared reward values (absent: the source does not report it).", minimum=0
+            ),
         },
     )
     per_source: s.Schema = {

@@ -108,6 +108,9 @@ def initial_status(
                 "errors": 0,
                 "rewards": 0,
                 "rewardSum": 0.0,
+                "rewardSumSquares": 0.0,
+                "unsquaredRewards": 0,
+                "unsquaredRewardSum": 0.0,
                 "posterior": posterior.prior(spec.reward_type),
                 "posteriorMean": posterior.mean(posterior.prior(spec.reward_type)),
                 "probabilityToBeBest": 0.0,
@@ -132,14 +135,24 @@ def _seed(seed_key: str, posteriors: Sequence[Mapping[str, float]]) -> int:
 
 
 def _normalised(variant: Mapping[str, Any], reward_type: str) -> dict[str, Any]:
-    """A status variant with every field present: the API server drops nulls (merge patch)."""
+    """A status variant with every field present: the API server drops nulls (merge patch).
+
+    A variant written by an operator of a version before sums of squares has no
+    `rewardSumSquares`: its rewards so far count as rewards without squares (see `posterior`).
+    """
     out = dict(variant)
+    if "rewardSumSquares" not in out:
+        out["rewardSumSquares"] = 0.0
+        out["unsquaredRewards"] = out.get("rewards", 0)
+        out["unsquaredRewardSum"] = out.get("rewardSum", 0.0)
     for key, default in (
         ("weight", 0),
         ("requests", 0),
         ("errors", 0),
         ("rewards", 0),
         ("rewardSum", 0.0),
+        ("unsquaredRewards", 0),
+        ("unsquaredRewardSum", 0.0),
         ("probabilityToBeBest", 0.0),
         ("errorRate", 0.0),
         ("latencyP99Ms", None),
@@ -270,12 +283,22 @@ def decide(
         v["requests"] += d.requests
         v["errors"] += d.errors
         v["rewards"] += d.rewards
-        v["rewardSum"] = round(v["rewardSum"] + d.reward_sum, 9)
+        # Sums are not rounded: a continuous reward may be of order 1e-6, and its variance is a
+        # small difference of such sums. (Binary sums are whole numbers, exact in a float.)
+        v["rewardSum"] = v["rewardSum"] + d.reward_sum
+        v["rewardSumSquares"] = v["rewardSumSquares"] + (d.reward_sum_squares or 0.0)
+        v["unsquaredRewards"] += d.unsquared_rewards
+        v["unsquaredRewardSum"] = v["unsquaredRewardSum"] + d.unsquared_reward_sum
         if d.latency_p99_ms is not None:
             v["latencyP99Ms"] = d.latency_p99_ms
         v["errorRate"] = v["errors"] / v["requests"] if v["requests"] else 0.0
         v["posterior"] = posterior.update(
-            spec.reward_type, rewards=v["rewards"], reward_sum=v["rewardSum"]
+            spec.reward_type,
+            rewards=v["rewards"],
+            reward_sum=v["rewardSum"],
+            reward_sum_squares=v["rewardSumSquares"],
+            unsquared_rewards=v["unsquaredRewards"],
+            unsquared_reward_sum=v["unsquaredRewardSum"],
         )
         v["posteriorMean"] = posterior.mean(v["posterior"])
         if n != spec_mod.STABLE and v["rolledBack"]:
@@ -402,12 +425,14 @@ def decide(
         leader = max(active, key=lambda n: p_best[n])
         if enough and p_best[leader] >= spec.probability_to_be_best:
             lv = by_name[leader]
+            # A rate reads well with 4 decimals; a continuous reward may be 1e-4 or 1e6.
+            mean_format = ".4f" if spec.reward_type == "binary" else ".6g"
             why = (
                 f"{leader} (model version {lv['model'].get('version')}) has P(best) = "
                 f"{p_best[leader]:.4f} >= {spec.probability_to_be_best} with "
                 + ", ".join(f"{n}: {by_name[n]['rewards']} rewards" for n in active)
                 + f" (>= {spec.min_samples_per_variant} each); posterior means "
-                + ", ".join(f"{n}: {by_name[n]['posteriorMean']:.4f}" for n in active)
+                + ", ".join(f"{n}: {by_name[n]['posteriorMean']:{mean_format}}" for n in active)
             )
             if leader != spec_mod.STABLE and spec.on_success == "promote":
                 phase = PROMOTED

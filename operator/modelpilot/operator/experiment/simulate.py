@@ -1,13 +1,16 @@
 """A seeded simulation of the routers' traffic under a given split, for tests and the regret bench.
 
 It produces exactly what the metrics sources read from real routers: cumulative requests, errors,
-joined rewards and reward sums per router pod and variant, plus a p99 latency. Rewards are
-*delayed*: the feedback for a request arrives zero, one or two update intervals later (with
-`DELAY_PROBABILITIES`), as `POST /feedback` calls do in production, so the decision sees posteriors
-that lag the traffic. Faults can be injected: a router pod restart (its counters drop to zero) and
-an under-reported variant (a sample-ratio mismatch). The design decision: the simulator knows
-nothing about the decision; it only turns weights into counts, so the same traffic (same seed)
-can be replayed under different policies for a fair regret comparison.
+joined rewards, reward sums and sums of squared rewards per router pod and variant, plus a p99
+latency. Rewards are Bernoulli (binary experiments) or, given `reward_sd`, Normal with those
+standard deviations (continuous ones); `squares=False` plays routers of a version before sums of
+squares (they report none). Rewards are *delayed*: the feedback for a request arrives zero, one
+or two update intervals later (with `DELAY_PROBABILITIES`), as `POST /feedback` calls do in
+production, so the decision sees posteriors that lag the traffic. Faults can be injected: a router
+pod restart (its counters drop to zero) and an under-reported variant (a sample-ratio mismatch).
+The design decision: the simulator knows nothing about the decision; it only turns weights into
+counts, so the same traffic (same seed) can be replayed under different policies for a fair
+regret comparison.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ class _Pod:
     requests: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     rewards: dict[str, int] = field(default_factory=dict)
-    reward_sum: dict[str, int] = field(default_factory=dict)
+    reward_sum: dict[str, float] = field(default_factory=dict)
+    reward_sum_squares: dict[str, float] = field(default_factory=dict)
 
 
 class Traffic:
-    """Requests split by weights over `pods` router pods, with delayed Bernoulli rewards."""
+    """Requests split by weights over `pods` router pods, with delayed rewards.
+
+    `reward_rates` are the variants' mean rewards: Bernoulli rates, or the means of Normal rewards
+    when `reward_sd` gives their standard deviations.
+    """
 
     def __init__(
         self,
@@ -43,7 +51,11 @@ class Traffic:
         error_rates: Mapping[str, float] | None = None,
         latency_p99_ms: Mapping[str, float] | None = None,
         pods: int = 2,
+        reward_sd: Mapping[str, float] | None = None,
+        squares: bool = True,
     ) -> None:
+        self.sd = dict(reward_sd) if reward_sd is not None else None
+        self.squares = squares
         self.rates = dict(reward_rates)
         self.names = list(reward_rates)
         self.per_interval = requests_per_interval
@@ -53,8 +65,8 @@ class Traffic:
         self.pods = [_Pod() for _ in range(pods)]
         self.restarts = [0] * pods
         self.under_report: dict[str, float] = {}
-        # pending[k][pod][variant] = (rewards, successes) arriving k intervals from now
-        self.pending: list[list[dict[str, tuple[int, int]]]] = [
+        # pending[k][pod][variant] = (rewards, sum, sum of squares) arriving k intervals from now
+        self.pending: list[list[dict[str, tuple[int, float, float]]]] = [
             [{} for _ in range(pods)] for _ in DELAY_PROBABILITIES
         ]
         self.served: dict[str, int] = dict.fromkeys(self.names, 0)
@@ -76,24 +88,34 @@ class Traffic:
                 self.expected_regret += k * (best - self.rates[n])
                 errs = int(self.rng.binomial(k, self.error_rates.get(n, 0.0)))
                 ok = k - errs
-                wins = int(self.rng.binomial(ok, self.rates[n]))
-                # Feedback delay: split the answered requests (and their wins) over 0..2 intervals.
-                by_delay = self.rng.multinomial(ok, DELAY_PROBABILITIES)
-                wins_by_delay = self.rng.multivariate_hypergeometric(
-                    [int(x) for x in by_delay], wins
-                )
+                feedback = self._rewards(n, ok)
                 reported = k
                 if n in self.under_report:
                     reported = round(k * self.under_report[n])
                 pod.requests[n] = pod.requests.get(n, 0) + reported
                 pod.errors[n] = pod.errors.get(n, 0) + errs
-                for d, (r, w) in enumerate(zip(by_delay, wins_by_delay, strict=True)):
+                for d, (r, s, q) in enumerate(feedback):
                     slot = arrivals[i] if d == 0 else self.pending[d - 1][i]
-                    r0, w0 = slot.get(n, (0, 0))
-                    slot[n] = (r0 + int(r), w0 + int(w))
-            for n, (r, w) in arrivals[i].items():
+                    r0, s0, q0 = slot.get(n, (0, 0, 0))
+                    slot[n] = (r0 + r, s0 + s, q0 + q)
+            for n, (r, s, q) in arrivals[i].items():
                 pod.rewards[n] = pod.rewards.get(n, 0) + r
-                pod.reward_sum[n] = pod.reward_sum.get(n, 0) + w
+                pod.reward_sum[n] = pod.reward_sum.get(n, 0) + s
+                pod.reward_sum_squares[n] = pod.reward_sum_squares.get(n, 0) + q
+
+    def _rewards(self, name: str, answered: int) -> list[tuple[int, float, float]]:
+        """The rewards of `answered` requests split by feedback delay (0..2 intervals), as
+        (count, sum, sum of squares) per delay."""
+        if self.sd is None:
+            wins = int(self.rng.binomial(answered, self.rates[name]))
+            by_delay = self.rng.multinomial(answered, DELAY_PROBABILITIES)
+            wins_by_delay = self.rng.multivariate_hypergeometric([int(x) for x in by_delay], wins)
+            # A 0/1 reward is its own square.
+            return [(int(r), int(w), int(w)) for r, w in zip(by_delay, wins_by_delay, strict=True)]
+        values = self.rng.normal(self.rates[name], self.sd[name], size=answered)
+        by_delay = self.rng.multinomial(answered, DELAY_PROBABILITIES)
+        parts = np.split(values, np.cumsum(by_delay)[:-1])
+        return [(len(x), float(x.sum()), float((x * x).sum())) for x in parts]
 
     def restart_pod(self, index: int) -> None:
         """A router pod restarts: its cumulative counters start again from zero (same pod name)."""
@@ -111,6 +133,9 @@ class Traffic:
                     rewards=pod.rewards.get(n, 0),
                     reward_sum=float(pod.reward_sum.get(n, 0)),
                     latency_p99_ms=self.latency.get(n),
+                    reward_sum_squares=float(pod.reward_sum_squares.get(n, 0))
+                    if self.squares
+                    else None,
                 )
                 for n in self.names
             }
@@ -119,17 +144,15 @@ class Traffic:
     def stats_json(self, index: int) -> dict[str, object]:
         """Pod `index`'s counters in the shape of the router's `GET /stats`."""
         pod = self.pods[index]
-        return {
-            "deployment": None,
-            "policy": None,
-            "variants": {
-                n: {
-                    "requests": pod.requests.get(n, 0),
-                    "errors": pod.errors.get(n, 0),
-                    "rewards": pod.rewards.get(n, 0),
-                    "reward_sum": float(pod.reward_sum.get(n, 0)),
-                    "latency_p99_ms": self.latency.get(n),
-                }
-                for n in self.names
-            },
-        }
+        variants: dict[str, dict[str, object]] = {}
+        for n in self.names:
+            variants[n] = {
+                "requests": pod.requests.get(n, 0),
+                "errors": pod.errors.get(n, 0),
+                "rewards": pod.rewards.get(n, 0),
+                "reward_sum": float(pod.reward_sum.get(n, 0)),
+                "latency_p99_ms": self.latency.get(n),
+            }
+            if self.squares:
+                variants[n]["reward_sum_squares"] = float(pod.reward_sum_squares.get(n, 0))
+        return {"deployment": None, "policy": None, "variants": variants}

@@ -10,6 +10,12 @@ variant, so that `counts.increments` can recognise a restarted router by its cou
                       per series (not summed: a reset must stay visible per pod), plus the p99
                       latency from the histogram over `latency_window`.
 
+The sum of squared rewards is read where the routers report it (`reward_sum_squares` in `/stats`,
+`modelpilot_router_reward_sum_squares_total`); a router of an earlier version reports none, which
+reads as None (unknown), never as 0. From Prometheus the sum of rewards is
+`modelpilot_router_reward_sum_total - modelpilot_router_negative_reward_sum_total` (a counter cannot
+go down, so the routers count negative rewards apart).
+
 Errors: every failure to read (connection refused, HTTP error, malformed JSON) is a
 `SourceError`; the handler turns it into a retry, never into a decision on partial data. The
 design decision is that one router that cannot be read fails the whole read: deciding on the
@@ -63,9 +69,11 @@ class Source(Protocol):
         ...  # a Protocol: implemented by StatsSource and PrometheusSource
 
 
-def _number(value: object, *, where: str) -> float:
+def _number(value: object, *, where: str, low: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SourceError(f"{where}: expected a finite number, got {value!r}")
+    if low is not None and value < low:
+        raise SourceError(f"{where}: expected a number >= {low:g}, got {value!r}")
     return float(value)
 
 
@@ -78,12 +86,16 @@ def parse_stats(doc: object, *, where: str) -> dict[str, counts_mod.VariantCount
         if not isinstance(raw, Mapping):
             raise SourceError(f"{where}: variants.{name} must be an object")
         p99 = raw.get("latency_p99_ms")
+        squares = raw.get("reward_sum_squares")
         out[str(name)] = counts_mod.VariantCounts(
             requests=int(_number(raw.get("requests", 0), where=f"{where}: {name}.requests")),
             errors=int(_number(raw.get("errors", 0), where=f"{where}: {name}.errors")),
             rewards=int(_number(raw.get("rewards", 0), where=f"{where}: {name}.rewards")),
             reward_sum=_number(raw.get("reward_sum", 0.0), where=f"{where}: {name}.reward_sum"),
             latency_p99_ms=None if p99 is None else _number(p99, where=f"{where}: {name}.p99"),
+            reward_sum_squares=None
+            if squares is None
+            else _number(squares, where=f"{where}: {name}.reward_sum_squares", low=0.0),
         )
     return out
 
@@ -135,6 +147,8 @@ _COUNTERS = {
     "errors": "modelpilot_router_errors_total",
     "rewards": "modelpilot_router_rewards_total",
     "rewardSum": "modelpilot_router_reward_sum_total",
+    "negativeRewardSum": "modelpilot_router_negative_reward_sum_total",
+    "rewardSumSquares": "modelpilot_router_reward_sum_squares_total",
 }
 
 
@@ -192,8 +206,9 @@ class PrometheusSource:
                     requests=int(c.get("requests", 0)),
                     errors=int(c.get("errors", 0)),
                     rewards=int(c.get("rewards", 0)),
-                    reward_sum=c.get("rewardSum", 0.0),
+                    reward_sum=c.get("rewardSum", 0.0) - c.get("negativeRewardSum", 0.0),
                     latency_p99_ms=p99.get(variant),
+                    reward_sum_squares=c.get("rewardSumSquares"),
                 )
                 for variant, c in per.items()
             }
