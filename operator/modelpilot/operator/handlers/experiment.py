@@ -375,9 +375,7 @@ class Controller:
         variants, policy = routes.route_variants(
             stable_version=stable_version, experiment=experiment
         )
-        apply.apply(
-            routes.build_routes_configmap(md, variants=variants, policy=policy)
-        )
+        apply.apply(routes.build_routes_configmap(md, variants=variants, policy=policy))
 
     def _promote(
         self, md: Mapping[str, Any], status: Mapping[str, Any], *, variant: str, reason: str
