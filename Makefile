@@ -30,7 +30,7 @@ fmt: venv ## format the code
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: check
-check: venv ## format check, lint, types, import layers, fast tests
+check: venv prometheus-binaries ## format check, lint, types, import layers, fast tests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy -p modelpilot
@@ -38,13 +38,18 @@ check: venv ## format check, lint, types, import layers, fast tests
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv k8s-binaries ## every test tier present (unit, services, control plane); sets itself up
+test: venv k8s-binaries prometheus-binaries ## every test tier present (unit, services, control plane); sets itself up
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
 .PHONY: k8s-binaries
 k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modules
 	@bash hack/build-binaries.sh
+
+# ---- the real Prometheus and Pushgateway the tests run against (Debian packages) -----------
+.PHONY: prometheus-binaries
+prometheus-binaries: ## install prometheus, promtool, prometheus-pushgateway (apt) when missing; no service left running
+	@bash hack/install-prometheus.sh
 
 # ---- sections filled in by each area (keep each area's targets in its block) -------------
 # [control-plane targets]
@@ -60,7 +65,7 @@ test-k8s: venv k8s-binaries ## the control-plane tier only (tests marked k8s)
 
 # [services targets]
 .PHONY: services-test bench-serving
-services-test: venv ## model server, router, drift job over real sockets and a real MLflow server
+services-test: venv prometheus-binaries ## model server, router, drift job over real sockets and a real MLflow server
 	$(PY) -m pytest tests/services -m "not k8s and not kind" $(PYTEST_ARGS)
 
 bench-serving: venv ## model server vs `mlflow models serve`, router vs direct call and vs nginx (wrk)
@@ -84,7 +89,7 @@ sweep-example: venv ## the 20-trial breast cancer sweep (resumes if run again) a
 manifests: venv ## render the CRDs and the operator's RBAC from src/modelpilot/api
 	$(PY) -m modelpilot.api render --out manifests/crds --rbac-out manifests/rbac
 
-operator-test: venv k8s-binaries ## operator unit tests and control-plane tests
+operator-test: venv k8s-binaries prometheus-binaries ## operator unit tests and control-plane tests
 	$(PY) -m pytest tests/unit/operator tests/operator -q $(PYTEST_ARGS)
 
 bench-operator: venv k8s-binaries ## 200 ModelDeployments at once: time to all Ready, operator peak memory
@@ -143,10 +148,7 @@ manifests-bundle: ## render manifests/install.yaml (plain install bundle) from t
 	 } > manifests/install.yaml
 	@echo "wrote manifests/install.yaml"
 
-promtool: ## install promtool from Debian's prometheus package when it is missing
-	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "installing promtool (Debian package prometheus)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
-	@$(PROMTOOL) --version 2>&1 | head -1
+promtool: prometheus-binaries ## promtool (Debian package prometheus), installed when missing
 
 alerts-check: promtool ## promtool check rules and promtool test rules (alerts/tests/*.yaml)
 	$(PROMTOOL) check rules alerts/modelpilot-rules.yaml
@@ -189,7 +191,7 @@ kind-down: ## delete the kind cluster
 	$(require-docker-kind)
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-test-delivery: venv k8s-binaries promtool ## the delivery tests (chart, bundle, dashboards, alerts, RBAC) on the control plane
+test-delivery: venv k8s-binaries prometheus-binaries ## the delivery tests (chart, bundle, dashboards, alerts, RBAC) on the control plane
 	$(PY) -m pytest tests/delivery $(PYTEST_ARGS)
 
 # [demo targets]
