@@ -214,12 +214,20 @@ def routes_doc(
 
 @contextmanager
 def router_process(
-    doc: dict[str, object] | None, tmp: Path, *, seed: int = 0, **extra_env: str
+    doc: dict[str, object] | None,
+    tmp: Path,
+    *,
+    seed: int = 0,
+    port: int | None = None,
+    **extra_env: str,
 ) -> Iterator[RouterProc]:
-    """A router reading `doc` from a file; with `doc=None`, `extra_env` names the ConfigMap."""
+    """A router reading `doc` from a file; with `doc=None`, `extra_env` names the ConfigMap.
+
+    `port` (default: a free one) lets a test restart a router where a scraper expects it.
+    """
     import json
 
-    port = ports.free_port()
+    port = port or ports.free_port()
     routes_file = tmp / "routes.json"
     env = {
         "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
