@@ -1,8 +1,11 @@
-"""The drift job on windows collected from two real model-server processes."""
+"""The drift job on windows collected from two real model-server processes; its gauges pushed to a
+real Pushgateway (Debian's `prometheus-pushgateway`, `modelpilot.testing.prometheus`)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -14,6 +17,7 @@ from modelpilot.registry import client as registry_client
 from modelpilot.registry import profiles
 from modelpilot.stats import drift as drift_stats
 from modelpilot.stats import profile as profile_mod
+from modelpilot.testing import prometheus as prom
 from tests.services import conftest as svc
 
 pytestmark = pytest.mark.mlflow
@@ -139,78 +143,96 @@ def test_a_window_that_cannot_be_reached_is_skipped_and_no_window_at_all_exits_1
     assert "no drift window collected" in capsys.readouterr().err
 
 
-def test_the_drift_gauges_are_pushed_with_the_documented_names_and_labels(
+def _drift_run(model: svc.RegisteredModel, urls: list[str], *extra: str) -> None:
+    cli_main.main(
+        [
+            "drift",
+            "run",
+            "--deployment",
+            "iris",
+            "--namespace",
+            "ml",
+            "--no-status",
+            "--model",
+            f"{model.name}/{model.version}",
+            "--tracking-uri",
+            model.tracking_uri,
+            *(arg for url in urls for arg in ("--window-url", url)),
+            *extra,
+        ]
+    )
+
+
+def _samples(group: dict[str, Any]) -> dict[tuple[str, str | None], tuple[float, dict[str, str]]]:
+    """(metric, feature) -> (value, labels) of a Pushgateway group's pushed families (not the
+    Pushgateway's own push_time_seconds / push_failure_time_seconds)."""
+    out = {}
+    for name, family in group.items():
+        if name == "labels" or not isinstance(family, dict) or name.startswith("push_"):
+            continue
+        assert family["type"] == "GAUGE", name
+        for metric in family["metrics"]:
+            labels = metric["labels"]
+            out[(name, labels.get("feature"))] = (float(metric["value"]), labels)
+    return out
+
+
+def test_the_drift_gauges_reach_a_real_pushgateway_and_each_run_replaces_the_group(
     fed_servers: tuple[svc.Proc, svc.Proc, pd.DataFrame],
     iris_model: svc.RegisteredModel,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # A stand-in for the Pushgateway: a real loopback HTTP server that records what is pushed
-    # (the Pushgateway itself is a Go binary this tier does not build). It checks the request the
-    # drift job sends, not the Pushgateway's own behaviour.
-    import http.server
-    import threading
+    import prometheus_client
 
-    import prometheus_client.parser
-
-    received: list[tuple[str, str, bytes]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.command, self.path, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        a, b, _ = fed_servers
-        cli_main.main(
-            [
-                "drift",
-                "run",
-                "--deployment",
-                "iris",
-                "--namespace",
-                "ml",
-                "--no-status",
-                "--model",
-                f"{iris_model.name}/{iris_model.version}",
-                "--tracking-uri",
-                iris_model.tracking_uri,
-                "--window-url",
-                a.url,
-                "--window-url",
-                b.url,
-                "--pushgateway",
-                f"127.0.0.1:{server.server_address[1]}",
-            ]
+    a, b, _ = fed_servers
+    key = {"job": "modelpilot-drift", "namespace": "ml", "deployment": "iris"}
+    features = list(iris_model.features.columns)
+    with prom.running_pushgateway(tmp_path) as gateway:
+        # What an earlier run left in the group: the PSI of a feature the model no longer has, and
+        # a family the job does not push (a POST would keep that one; the job's PUT must not).
+        registry = prometheus_client.CollectorRegistry()
+        labels = ["namespace", "deployment", "feature"]
+        for name in ("modelpilot_drift_psi", "modelpilot_drift_legacy_score"):
+            prometheus_client.Gauge(name, name, labels, registry=registry).labels(
+                "ml", "iris", "retired_feature"
+            ).set(0.7)
+        prometheus_client.pushadd_to_gateway(
+            gateway.address, job=key["job"], registry=registry, grouping_key=key
         )
+
+        _drift_run(iris_model, [a.url, b.url], "--pushgateway", gateway.address)
+        first = gateway.group(**key)
+        assert first is not None, (gateway.groups(), gateway.log_tail())
+        samples = _samples(first)
+        assert samples[("modelpilot_drift_drifted_features", None)][0] == 2
+        for feature in features:
+            value, labels = samples[("modelpilot_drift_psi", feature)]
+            assert value >= 0
+            assert labels == {**key, "feature": feature, "instance": ""}
+            assert 0 <= samples[("modelpilot_drift_ks_pvalue", feature)][0] <= 1
+            assert ("modelpilot_drift_ks_statistic", feature) in samples
+            assert ("modelpilot_drift_js_distance", feature) in samples
+            assert ("modelpilot_drift_null_rate_delta", feature) in samples
+        assert samples[("modelpilot_drift_psi", "sepal_length")][0] > 0.2
+        assert samples[("modelpilot_drift_psi", "sepal_width")][0] < 0.2
+        assert samples[("modelpilot_drift_last_run_timestamp_seconds", None)][0] > 0
+        # The push is a PUT: the group now holds this run's series only.
+        assert ("modelpilot_drift_psi", "retired_feature") not in samples
+        assert not [name for name, _ in samples if name == "modelpilot_drift_legacy_score"]
+        assert first["last_push_successful"] is True
+
+        # The next run (one window only, so other values) replaces the group again.
+        _drift_run(iris_model, [a.url], "--pushgateway", gateway.address)
         capsys.readouterr()
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert len(received) == 1
-    method, path, body = received[0]
-    assert method == "PUT"
-    # /metrics/job/<job>/<label>/<value>/...: the grouping key, in any order.
-    parts = path.removeprefix("/metrics/").split("/")
-    assert dict(zip(parts[::2], parts[1::2], strict=True)) == {
-        "job": "modelpilot-drift",
-        "namespace": "ml",
-        "deployment": "iris",
-    }
-    samples = {
-        (s.name, s.labels.get("feature")): s.value
-        for family in prometheus_client.parser.text_string_to_metric_families(body.decode())
-        for s in family.samples
-    }
-    assert samples[("modelpilot_drift_drifted_features", None)] == 2
-    for feature in iris_model.features.columns:
-        assert samples[("modelpilot_drift_psi", feature)] >= 0
-        assert ("modelpilot_drift_ks_pvalue", feature) in samples
-    assert samples[("modelpilot_drift_psi", "sepal_length")] > 0.2
+        second = gateway.group(**key)
+        assert second is not None
+        again = _samples(second)
+        assert set(again) == set(samples)
+        assert (
+            again[("modelpilot_drift_psi", "sepal_length")]
+            != (samples[("modelpilot_drift_psi", "sepal_length")])
+        )
+        pushed = [float(g["push_time_seconds"]["metrics"][0]["value"]) for g in (first, second)]
+        assert pushed[1] > pushed[0]
+        assert [g["labels"] for g in gateway.groups()] == [key]
