@@ -7,17 +7,16 @@ templates; tests that need it are marked `k8s`, like the rest of that tier.
 
 from __future__ import annotations
 
-import http.server
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
 
 from modelpilot.testing import controlplane as controlplane_harness
+from modelpilot.testing import prometheus as prometheus_harness
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modelpilot"
@@ -43,69 +42,46 @@ def _code_registries() -> list[Any]:
     ]
 
 
-class _PushCatcher(http.server.BaseHTTPRequestHandler):
-    """A loopback stand-in for the Pushgateway's push API: keeps the exposition text pushed."""
+def _drift_job_families(state_dir: Path) -> dict[str, str]:
+    """What the drift job pushes, as a real Pushgateway keeps it: the job builds its gauges per run
+    and pushes them (there is no registry factory to call), so we let it push a run's report.
 
-    bodies: ClassVar[list[str]] = []
+    The report has a drifting feature: the Pushgateway, like Prometheus' text parser, drops a
+    family pushed without samples, so a report without features would show nothing per feature.
+    """
+    import numpy as np
 
-    def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.bodies.append(self.rfile.read(length).decode())
-        self.send_response(202)
-        self.end_headers()
-
-    def do_POST(self) -> None:
-        self.do_PUT()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-def _drift_job_families() -> dict[str, str]:
-    """What the drift job pushes, caught over a real socket: it builds its gauges per run and
-    pushes them (there is no registry factory to call), so we let it push a run's report."""
     from modelpilot.driftjob import job as drift_job
     from modelpilot.stats import drift as drift_stats
 
-    _PushCatcher.bodies.clear()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PushCatcher)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        report = drift_stats.DriftReport(
-            features=[],
-            methods=("psi", "ks"),
-            psi_threshold=0.2,
-            ks_pvalue=0.01,
-            null_rate_threshold=0.1,
-            reference_rows=0,
-            current_rows=0,
-            ks_sample="exact",
-        )
-        address = f"127.0.0.1:{server.server_address[1]}"
-        options = drift_job.Options(deployment="d", namespace="n", pushgateway=address)
+    rng = np.random.default_rng(0)
+    report = drift_stats.compare_frames(
+        {"x": rng.normal(size=500)}, {"x": rng.normal(1.0, size=500)}
+    )
+    with prometheus_harness.running_pushgateway(state_dir) as gateway:
+        options = drift_job.Options(deployment="d", namespace="n", pushgateway=gateway.address)
         drift_job._push(options, report)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert _PushCatcher.bodies, "the drift job pushed nothing"
-    families: dict[str, str] = {}
-    for line in "\n".join(_PushCatcher.bodies).splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            families[name] = kind
+        groups = gateway.groups()
+    families = {
+        name: family["type"].lower()
+        for group in groups
+        for name, family in group.items()
+        # The Pushgateway's own per-group series, not the job's.
+        if isinstance(family, dict) and "metrics" in family and not name.startswith("push_")
+    }
+    assert families, "the drift job pushed nothing"
     return families
 
 
 @pytest.fixture(scope="session")
-def exported_families() -> dict[str, str]:
+def exported_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Metric family name -> type ("counter", "gauge", "histogram", ...) of every metric the code
     exports: the model server, router and operator registries, and the drift job's pushes."""
     families: dict[str, str] = {}
     for registry in _code_registries():
         for family in registry.collect():
             families[family.name] = family.type
-    families.update(_drift_job_families())
+    families.update(_drift_job_families(tmp_path_factory.mktemp("pushgateway")))
     return families
 
 

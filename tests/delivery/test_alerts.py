@@ -1,20 +1,24 @@
-"""The Prometheus alert rules (alerts/modelpilot-rules.yaml) and their promtool unit tests.
+"""The Prometheus alert rules (alerts/modelpilot-rules.yaml), their promtool unit tests, and the
+rules loaded into a real Prometheus fed by a real Pushgateway.
 
-promtool is the real one, from Debian's `prometheus` package (`make promtool` installs it; this
-module installs it the same way when it is missing and we are root, as on the CI machine).
+promtool and Prometheus are the real ones, from Debian's `prometheus` package, the Pushgateway from
+`prometheus-pushgateway` (`make prometheus-binaries` installs them; `modelpilot.testing.prometheus`
+does the same on first use when one is missing and we are root, as on the CI machine).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import promql_parser
 import pytest
 import yaml
+
+from modelpilot.testing import prometheus as prometheus_harness
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "modelpilot-rules.yaml"
@@ -31,19 +35,7 @@ REQUIRED_ALERTS = {
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None and os.geteuid() == 0:
-        subprocess.run(
-            "apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus",
-            shell=True,
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            timeout=600,
-        )
-        found = shutil.which("promtool")
-    assert found, "promtool is missing: run `make promtool` (Debian package prometheus)"
-    return found
+    return prometheus_harness.ensure_binary("promtool")
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -138,3 +130,61 @@ def test_every_rule_has_a_severity_a_summary_and_a_description() -> None:
 def test_alerts_query_only_metrics_the_code_exports(exported_metrics: frozenset[str]) -> None:
     used = {name for rule in _rules() for name in _metric_names(rule["expr"])}
     assert sorted(used - exported_metrics) == []
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_loads_every_rule_healthy_and_a_pushed_drift_raises_the_drift_alert(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from modelpilot.driftjob import job as drift_job
+    from modelpilot.stats import drift as drift_stats
+
+    rng = np.random.default_rng(0)
+    report = drift_stats.compare_frames(
+        {"moved": rng.normal(size=2000), "steady": rng.normal(size=2000)},
+        {"moved": rng.normal(1.0, size=2000), "steady": rng.normal(size=2000)},
+    )
+    psi = {f.name: f.psi for f in report.features}
+    assert psi["moved"] >= 0.2 > psi["steady"]
+    with prometheus_harness.running_pushgateway(tmp_path / "pushgateway") as gateway:
+        # Scraped as the chart's ServiceMonitor does: honorLabels keeps the pushed namespace and
+        # deployment (and job) labels.
+        job = prometheus_harness.ScrapeJob(
+            "pushgateway", {"pushgateway": gateway.address}, honor_labels=True
+        )
+        with prometheus_harness.running(
+            tmp_path / "prometheus", [job], rule_files=[RULES]
+        ) as server:
+            options = drift_job.Options(
+                deployment="iris", namespace="ml", pushgateway=gateway.address
+            )
+            drift_job._push(options, report)
+            server.wait_scrapes("pushgateway", 1)
+
+            def drift_alerts() -> list[dict[str, Any]]:
+                return [
+                    a
+                    for a in server.alerts()
+                    if a["labels"]["alertname"] == "ModelpilotFeatureDrift"
+                ]
+
+            deadline = time.monotonic() + 30
+            while not drift_alerts() and time.monotonic() < deadline:
+                time.sleep(0.2)  # poll interval of a deadline loop (rules evaluate each second)
+            rules = [rule for group in server.rule_groups() for rule in group["rules"]]
+            alerts = drift_alerts()
+
+    assert sorted(r["name"] for r in rules) == sorted(rule["alert"] for rule in _rules())
+    assert [(r["name"], r["lastError"]) for r in rules if r["health"] != "ok"] == []
+    # Only the moved feature, pending for the rule's `for: 1m`, its summary rendered.
+    assert [(a["labels"]["feature"], a["state"]) for a in alerts] == [("moved", "pending")]
+    (alert,) = alerts
+    assert alert["labels"]["namespace"] == "ml"
+    assert alert["labels"]["deployment"] == "iris"
+    assert alert["labels"]["severity"] == "warning"
+    assert float(alert["value"]) == pytest.approx(psi["moved"], rel=1e-9)
+    assert alert["annotations"]["summary"] == (
+        f"Feature moved of ml/iris drifted (PSI {psi['moved']:.2f})"
+    )
