@@ -33,7 +33,8 @@ fmt: venv ## format the code
 check: venv prometheus-binaries ## format check, lint, types, import layers, fast tests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy -p modelpilot
+	@# The three roots of the namespace package by path: `mypy -p modelpilot` stops at src/.
+	$(VENV)/bin/mypy src/modelpilot operator/modelpilot services/modelpilot
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
