@@ -106,10 +106,12 @@ def running(
         _wait_healthy(url, proc, log_path, timeout)
         yield MlflowServer(tracking_uri=url, state_dir=state_dir, log_path=log_path, pid=proc.pid)
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group of `proc` (started with start_new_session), SIGKILL after
+    `grace` seconds."""
     if proc.poll() is not None:
         return
     try:

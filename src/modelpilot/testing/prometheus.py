@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -34,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from modelpilot.testing import ports
+from modelpilot.testing import mlflow_server, ports
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "install-prometheus.sh"
@@ -131,20 +129,6 @@ def _wait_ready(
         time.sleep(0.05)  # poll interval of a deadline loop
     tail = _log_tail(log_path, 40)
     raise PrometheusHarnessError(f"{what} not ready after {timeout:.0f}s:\n{tail}")
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 # ---- Prometheus ---------------------------------------------------------------------------------
@@ -301,7 +285,7 @@ def running(
         _wait_ready(url, proc, log_path, what="prometheus", timeout=timeout)
         yield Prometheus(url=url, state_dir=state_dir, log_path=log_path, pid=proc.pid)
     finally:
-        _stop(proc)
+        mlflow_server.stop_group(proc)
 
 
 # ---- Pushgateway --------------------------------------------------------------------------------
@@ -362,4 +346,4 @@ def running_pushgateway(
         _wait_ready(url, proc, log_path, what="pushgateway", timeout=timeout)
         yield Pushgateway(url=url, log_path=log_path, pid=proc.pid)
     finally:
-        _stop(proc)
+        mlflow_server.stop_group(proc)

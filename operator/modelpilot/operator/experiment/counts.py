@@ -158,24 +158,16 @@ def _increment(
     latency_p99_ms: float | None,
     reward_sum_squares: float | None,
 ) -> VariantCounts:
-    if reward_sum_squares is None:  # squares unknown: keep these rewards apart
-        return VariantCounts(
-            requests=requests,
-            errors=errors,
-            rewards=rewards,
-            reward_sum=reward_sum,
-            latency_p99_ms=latency_p99_ms,
-            reward_sum_squares=0.0,
-            unsquared_rewards=rewards,
-            unsquared_reward_sum=reward_sum,
-        )
+    unknown = reward_sum_squares is None  # squares unknown: keep these rewards apart
     return VariantCounts(
         requests=requests,
         errors=errors,
         rewards=rewards,
         reward_sum=reward_sum,
         latency_p99_ms=latency_p99_ms,
-        reward_sum_squares=reward_sum_squares,
+        reward_sum_squares=0.0 if reward_sum_squares is None else reward_sum_squares,
+        unsquared_rewards=rewards if unknown else 0,
+        unsquared_reward_sum=reward_sum if unknown else 0.0,
     )
 
 
