@@ -135,7 +135,9 @@ def smirnov_sf(n: int, x: float) -> float:
     b = x + j / n
     log_binom = scipy.special.gammaln(n + 1.0) - scipy.special.gammaln(j + 1.0)
     log_binom -= scipy.special.gammaln(n - j + 1.0)
-    with np.errstate(divide="ignore"):
+    # The last term's 1 - x - j/n is 0 in exact arithmetic, and rounds to 0 or to a tiny negative
+    # (log gives -inf or NaN): that term is dropped by the mask, so neither is worth a warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_terms = log_binom + (n - j) * np.log(a) + (j - 1.0) * np.log(b)
     log_terms = np.where(a > 0, log_terms, -np.inf)
     top = float(log_terms.max())

@@ -112,6 +112,20 @@ def test_smirnov_tail_equals_scipy_special_smirnov(n: int) -> None:
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-13)
 
 
+@pytest.mark.parametrize(
+    ("n", "x"), [(150, 0.5066666666666667), (1_000, 0.189), (100_000, 0.98729)]
+)
+def test_smirnov_tail_where_the_last_term_rounds_below_zero_is_scipys_without_a_warning(
+    n: int, x: float
+) -> None:
+    # 1 - x - j/n at the last j is 0 in exact arithmetic and a tiny negative in floating point
+    # here; filterwarnings = error turns a stray RuntimeWarning into a failure.
+    assert 1.0 - x - math.floor(n * (1.0 - x)) / n < 0
+    assert drift.smirnov_sf(n, x) == pytest.approx(
+        scipy.special.smirnov(n, x), rel=1e-9, abs=1e-300
+    )
+
+
 @pytest.mark.parametrize("shift", [0.02, 0.03, 0.05, 0.3])
 def test_ks_p_value_of_large_drifted_samples_equals_scipy(shift: float) -> None:
     # Large samples with p-values from ~1e-2 down to ~0: scipy takes its 2 * smirnov(n, d) branch.
