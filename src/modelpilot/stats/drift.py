@@ -33,8 +33,10 @@ KS over whole columns costs about two sorts per column plus scipy's p-value.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -520,6 +522,44 @@ def _counts_from_sorted(x: FloatArray, edges: FloatArray) -> FloatArray:
     return np.diff(cuts).astype(np.float64)
 
 
+@dataclasses.dataclass(frozen=True)
+class _NumericColumn:
+    """One numeric column of `compare_frames`, computed apart from the others."""
+
+    profile: profiles.ColumnProfile
+    current_counts: FloatArray
+    current_nulls: int
+    samples: tuple[FloatArray, FloatArray] | None
+    """Both sorted samples, when they are small enough for scipy's exact KS p-value."""
+    ks: tuple[float, int, int] | None
+    """(statistic, n1, n2) otherwise; neither when every current value is null."""
+
+
+def _numeric_column(name: str, ref_arr: Any, cur_arr: Any, *, bins: int) -> _NumericColumn:
+    x, x_null = _sorted_numeric(name, ref_arr, "reference")
+    y, y_null = _sorted_numeric(name, cur_arr, "current")
+    if x.shape[0] == 0:
+        raise errors.InputError(f"column {name!r}: every reference value is null")
+    edges = profiles.quantile_edges(x, bins)
+    small = max(x.shape[0], y.shape[0]) <= KS_EXACT_MAX_N
+    return _NumericColumn(
+        profile=profiles.ColumnProfile(
+            name=name,
+            kind="numeric",
+            counts=_counts_from_sorted(x, edges).astype(np.int64),
+            null_count=x_null,
+            row_count=int(ref_arr.shape[0]),
+            edges=edges,
+        ),
+        current_counts=_counts_from_sorted(y, edges),
+        current_nulls=y_null,
+        samples=(x, y) if y.shape[0] and small else None,
+        ks=(ks_statistic_sorted(x, y), x.shape[0], y.shape[0])
+        if y.shape[0] and not small
+        else None,
+    )
+
+
 def compare_frames(
     reference_columns: Mapping[str, Any],
     current_columns: Mapping[str, Any],
@@ -536,7 +576,8 @@ def compare_frames(
 
     Bins are the reference deciles (or `bins` quantiles), exactly as `build_profile` makes them; KS
     is exact over the whole columns (no sampling). Columns are those of the reference; each must
-    be present in the current data.
+    be present in the current data. Numeric columns are sorted and searched on one thread per
+    core (numpy releases the GIL there); the report is the same as column by column.
     """
     _check_settings(methods, psi_threshold, ks_pvalue)
     if bins < 2:
@@ -549,34 +590,39 @@ def compare_frames(
     feats: list[FeatureDrift] = []
     ks = _KsTests()
     ref_rows = cur_rows = 0
-    for name, ref_raw in reference_columns.items():
-        ref_arr = np.asarray(ref_raw)
-        cur_arr = np.asarray(current_columns[name])
+    arrays = {
+        n: (np.asarray(r), np.asarray(current_columns[n])) for n, r in reference_columns.items()
+    }
+    for name, (ref_arr, cur_arr) in arrays.items():
         ref_rows, cur_rows = max(ref_rows, ref_arr.shape[0]), max(cur_rows, cur_arr.shape[0])
         if ref_arr.shape[0] == 0 or cur_arr.shape[0] == 0:
             side = "reference" if ref_arr.shape[0] == 0 else "current"
             raise errors.InputError(f"column {name!r}: the {side} data has no rows")
-        if profiles.column_kind(ref_arr) == "numeric":
-            x, x_null = _sorted_numeric(name, ref_arr, "reference")
-            y, y_null = _sorted_numeric(name, cur_arr, "current")
-            if x.shape[0] == 0:
-                raise errors.InputError(f"column {name!r}: every reference value is null")
-            edges = profiles.quantile_edges(x, bins)
-            col = profiles.ColumnProfile(
-                name=name,
-                kind="numeric",
-                counts=_counts_from_sorted(x, edges).astype(np.int64),
-                null_count=x_null,
-                row_count=int(ref_arr.shape[0]),
-                edges=edges,
+    numeric = [n for n, (r, _) in arrays.items() if profiles.column_kind(r) == "numeric"]
+    # The numeric columns' sorts and searches (nearly all of the time) release the GIL: prepare
+    # them on every core. map() yields in column order, so the first bad column raises first.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(numeric), cores or 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        prepared = dict(
+            zip(
+                numeric,
+                pool.map(lambda n: _numeric_column(n, *arrays[n], bins=bins), numeric),
+                strict=True,
             )
+        )
+    for name, (ref_arr, cur_arr) in arrays.items():
+        if name in prepared:
+            c = prepared[name]
             f = _feature(
-                col,
-                cur_counts=_counts_from_sorted(y, edges),
-                null_rate_current=y_null / cur_arr.shape[0],
+                c.profile,
+                cur_counts=c.current_counts,
+                null_rate_current=c.current_nulls / cur_arr.shape[0],
             )
-            if y.shape[0]:
-                ks.add(name, x, y)
+            if c.samples is not None:
+                ks.add(name, *c.samples)
+            elif c.ks is not None:
+                ks.stats[name] = c.ks
         else:
             prof = profiles.build_profile(
                 {name: ref_arr},
