@@ -8,18 +8,14 @@ directory so a failing test can show it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelpilot.testing import ports
+from modelpilot.testing import ports, processes
 
 
 class MlflowServerError(RuntimeError):
@@ -34,27 +30,7 @@ class MlflowServer:
     pid: int
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise MlflowServerError(f"mlflow server exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    tail = log_path.read_text(errors="replace")[-3000:]
-    raise MlflowServerError(f"mlflow server not healthy after {timeout:.0f}s:\n{tail}")
+        return processes.log_tail(self.log_path, lines)
 
 
 @contextmanager
@@ -103,23 +79,15 @@ def running(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log_path, timeout)
+        processes.wait_http_ok(
+            f"{url}/health",
+            proc,
+            log_path,
+            what="mlflow server",
+            timeout=timeout,
+            error=MlflowServerError,
+            interval=0.2,
+        )
         yield MlflowServer(tracking_uri=url, state_dir=state_dir, log_path=log_path, pid=proc.pid)
     finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process group of `proc` (started with start_new_session), SIGKILL after
-    `grace` seconds."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        processes.stop_group(proc)

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from modelpilot.testing import mlflow_server, ports
+from modelpilot.testing import ports, processes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_SCRIPT = REPO_ROOT / "hack" / "install-prometheus.sh"
@@ -73,14 +73,7 @@ def ensure_binary(name: str) -> str:
     return found
 
 
-# ---- shared process handling --------------------------------------------------------------------
-
-
-def _log_tail(path: Path, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+# ---- HTTP and processes ---------------------------------------------------------------------
 
 
 def _get(url: str, *, timeout: float = 5.0) -> Any:
@@ -114,21 +107,9 @@ def _start(argv: Sequence[str], *, log_path: Path, cwd: Path) -> subprocess.Pope
 def _wait_ready(
     url: str, proc: subprocess.Popen[bytes], log_path: Path, *, what: str, timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PrometheusHarnessError(
-                f"{what} exited with {proc.returncode}:\n{_log_tail(log_path, 40)}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)  # poll interval of a deadline loop
-    tail = _log_tail(log_path, 40)
-    raise PrometheusHarnessError(f"{what} not ready after {timeout:.0f}s:\n{tail}")
+    processes.wait_http_ok(
+        f"{url}/-/ready", proc, log_path, what=what, timeout=timeout, error=PrometheusHarnessError
+    )
 
 
 # ---- Prometheus ---------------------------------------------------------------------------------
@@ -184,7 +165,7 @@ class Prometheus:
     pid: int
 
     def log_tail(self, lines: int = 40) -> str:
-        return _log_tail(self.log_path, lines)
+        return processes.log_tail(self.log_path, lines)
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the `data` of a successful answer, else PrometheusHarnessError."""
@@ -285,7 +266,7 @@ def running(
         _wait_ready(url, proc, log_path, what="prometheus", timeout=timeout)
         yield Prometheus(url=url, state_dir=state_dir, log_path=log_path, pid=proc.pid)
     finally:
-        mlflow_server.stop_group(proc)
+        processes.stop_group(proc)
 
 
 # ---- Pushgateway --------------------------------------------------------------------------------
@@ -303,7 +284,7 @@ class Pushgateway:
         return self.url.removeprefix("http://")
 
     def log_tail(self, lines: int = 40) -> str:
-        return _log_tail(self.log_path, lines)
+        return processes.log_tail(self.log_path, lines)
 
     def groups(self) -> list[dict[str, Any]]:
         """The pushed groups (`/api/v1/metrics`): each has `labels` (the grouping key with `job`),
@@ -346,4 +327,4 @@ def running_pushgateway(
         _wait_ready(url, proc, log_path, what="pushgateway", timeout=timeout)
         yield Pushgateway(url=url, log_path=log_path, pid=proc.pid)
     finally:
-        mlflow_server.stop_group(proc)
+        processes.stop_group(proc)
