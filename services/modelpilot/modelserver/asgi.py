@@ -11,6 +11,24 @@ import fastapi.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+async def read_body(receive: Receive, limit: int) -> bytes | int | None:
+    """The whole request body, read chunk by chunk; the size read so far (an int) as soon as it
+    passes `limit` bytes; None when the client disconnects first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return size
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 class BodyLimit:
     """Answer 413 for bodies over `limit` bytes, before the app parses them (ASGI middleware)."""
 
@@ -32,21 +50,12 @@ class BodyLimit:
                     await self._reject(send, declared)
                     return
         # Read the body here (bounded) and replay it: also catches chunked bodies without a length.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._reject(send, size)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive, self.limit)
+        if body is None:  # the client went away
+            return
+        if isinstance(body, int):
+            await self._reject(send, body)
+            return
         sent = False
 
         async def replay() -> Message:

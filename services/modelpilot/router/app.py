@@ -80,34 +80,26 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        chunks = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await _send_json(
-                    send,
-                    413,
-                    {
-                        "error": f"request body: more than {self.limit} bytes "
-                        "(MODELPILOT_ROUTER_MAX_BODY_BYTES)"
-                    },
-                )
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        body = await asgi.read_body(receive, self.limit)
+        if body is None:  # the client went away
+            return
+        if isinstance(body, int):
+            await _send_json(
+                send,
+                413,
+                {
+                    "error": f"request body: more than {self.limit} bytes "
+                    "(MODELPILOT_ROUTER_MAX_BODY_BYTES)"
+                },
+            )
+            return
         try:
             # The raw (still percent-encoded) path: forwarded as received, never re-decoded.
             raw = scope.get("raw_path")
             path = raw.decode("latin-1") if raw else scope["path"]
             if scope.get("query_string"):
                 path += "?" + scope["query_string"].decode("latin-1")
-            answer = await self.router.forward(path, b"".join(chunks), headers)
+            answer = await self.router.forward(path, body, headers)
         except proxy.RouterError as exc:
             await _send_json(send, exc.status, {"error": exc.message})
             return

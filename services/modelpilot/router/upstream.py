@@ -44,19 +44,19 @@ class UpstreamError(Exception):
 
 
 class ConnectError(UpstreamError):
-    pass
+    """Connection refused, unreachable, or not made within the connect timeout."""
 
 
 class UpstreamTimeoutError(UpstreamError):
-    pass
+    """No complete answer within the total timeout."""
 
 
 class ProtocolError(UpstreamError):
-    pass
+    """The backend broke HTTP/1.1 or closed the connection before the answer ended."""
 
 
 class TargetError(UpstreamError):
-    pass
+    """The URL, path or a header value cannot be sent."""
 
 
 @dataclass(frozen=True)
