@@ -153,25 +153,38 @@ def register_model(tracking_uri: str) -> tuple[str, str, list[dict[str, float]]]
     return "bench-iris", str(mv.version), x.head(1).to_dict(orient="records")
 
 
-def model_server(
-    tmp: Path, tracking_uri: str, name: str, version: str, variant: str
+def python_service(
+    tmp: Path, module: str, prefix: str, *, settings: dict[str, str], log: str, ready_path: str
 ) -> tuple[Any, str]:
+    """`python -m module` on a free loopback port, configured by `{prefix}_*` variables."""
     port = ports.free_port()
-    env = {
-        "MODELPILOT_SERVER_MODEL_URI": f"models:/{name}/{version}",
-        "MODELPILOT_SERVER_TRACKING_URI": tracking_uri,
-        "MODELPILOT_SERVER_VARIANT": variant,
-        "MODELPILOT_SERVER_HOST": "127.0.0.1",
-        "MODELPILOT_SERVER_PORT": str(port),
-        "MODELPILOT_SERVER_LOG_LEVEL": "warning",
+    env = {f"{prefix}_{key}": value for key, value in settings.items()}
+    env |= {
+        f"{prefix}_HOST": "127.0.0.1",
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_LOG_LEVEL": "warning",
     }
     url = f"http://127.0.0.1:{port}"
     return process(
-        [sys.executable, "-m", "modelpilot.modelserver"],
-        env=env,
-        log=tmp / f"server-{variant}.log",
-        ready_url=url + "/v2/health/ready",
+        [sys.executable, "-m", module], env=env, log=tmp / log, ready_url=url + ready_path
     ), url
+
+
+def model_server(
+    tmp: Path, tracking_uri: str, name: str, version: str, variant: str
+) -> tuple[Any, str]:
+    return python_service(
+        tmp,
+        "modelpilot.modelserver",
+        "MODELPILOT_SERVER",
+        settings={
+            "MODEL_URI": f"models:/{name}/{version}",
+            "TRACKING_URI": tracking_uri,
+            "VARIANT": variant,
+        },
+        log=f"server-{variant}.log",
+        ready_path="/v2/health/ready",
+    )
 
 
 def mlflow_serve(tmp: Path, tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
@@ -206,7 +219,6 @@ def mlflow_serve(tmp: Path, tracking_uri: str, name: str, version: str) -> tuple
 
 def router(tmp: Path, label: str, weights: dict[str, tuple[str, float]]) -> tuple[Any, str]:
     """A router process over `weights` (variant -> (backend URL, weight)); the first is stable."""
-    port = ports.free_port()
     routes = tmp / f"routes-{label}.json"
     routes.write_text(
         json.dumps(
@@ -227,20 +239,14 @@ def router(tmp: Path, label: str, weights: dict[str, tuple[str, float]]) -> tupl
             }
         )
     )
-    env = {
-        "MODELPILOT_ROUTER_DEPLOYMENT": "bench",
-        "MODELPILOT_ROUTER_ROUTES_FILE": str(routes),
-        "MODELPILOT_ROUTER_HOST": "127.0.0.1",
-        "MODELPILOT_ROUTER_PORT": str(port),
-        "MODELPILOT_ROUTER_LOG_LEVEL": "warning",
-    }
-    url = f"http://127.0.0.1:{port}"
-    return process(
-        [sys.executable, "-m", "modelpilot.router"],
-        env=env,
-        log=tmp / f"router-{label}.log",
-        ready_url=url + "/readyz",
-    ), url
+    return python_service(
+        tmp,
+        "modelpilot.router",
+        "MODELPILOT_ROUTER",
+        settings={"DEPLOYMENT": "bench", "ROUTES_FILE": str(routes)},
+        log=f"router-{label}.log",
+        ready_path="/readyz",
+    )
 
 
 STATIC_BODY = '{"predictions": [0], "model_name": "bench-iris", "model_version": "1"}'
