@@ -74,7 +74,7 @@ def build_drift_cronjob(
                             "serviceAccountName": meta.drift_name(md_name),
                             "securityContext": meta.POD_SECURITY,
                             "containers": [container],
-                            "volumes": [{"name": "tmp", "emptyDir": {}}],
+                            "volumes": [workloads.tmp_volume("drift")],
                         },
                     },
                 },

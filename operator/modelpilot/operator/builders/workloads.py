@@ -11,12 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelpilot.api import constants
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import meta
 
-CONTAINER_PORT = 8080
-SERVICE_PORT = 80
-ANNOTATION_MODEL_VERSION = "modelpilot.io/model-version"
+CONTAINER_PORT = constants.CONTAINER_PORT
+SERVICE_PORT = constants.SERVICE_PORT
+ANNOTATION_MODEL_VERSION = constants.ANNOTATION_MODEL_VERSION
+
+# sizeLimit of each pod's /tmp emptyDir (issue 15): without one, a pod can fill the node's disk
+# and get every pod on it evicted. The model server downloads the model into /tmp (MLflow's
+# default `dst_path`), so it gets room for a model; a container's `ephemeral-storage` limit, when
+# set in its resources, is used instead (it is the user's statement of what the pod may write).
+TMP_SIZE_LIMIT = {"model-server": "2Gi", "router": "64Mi", "drift": "256Mi"}
+
+
+def tmp_volume(component: str, resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `/tmp` emptyDir of a workload's pod, bounded (see `TMP_SIZE_LIMIT`)."""
+    limits = (resources or {}).get("limits") or {}
+    size = limits.get("ephemeral-storage") or TMP_SIZE_LIMIT[component]
+    return {"name": "tmp", "emptyDir": {"sizeLimit": str(size)}}
 
 
 def _container(
@@ -53,11 +67,12 @@ def _deployment(
     container: dict[str, Any],
     service_account: str | None,
     annotations: dict[str, str],
+    component: str,
 ) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {
         "securityContext": meta.POD_SECURITY,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [tmp_volume(component, container.get("resources"))],
     }
     if service_account is None:
         pod_spec["automountServiceAccountToken"] = False
@@ -150,6 +165,7 @@ def build_model_server_deployment(
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(CONTAINER_PORT),
         },
+        component="model-server",
     )
 
 
@@ -206,6 +222,7 @@ def build_router_deployment(
         ),
         service_account=meta.router_name(md_name),
         annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT)},
+        component="router",
     )
 
 
