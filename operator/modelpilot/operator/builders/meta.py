@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelpilot.api import constants
+
 MANAGED_BY = "modelpilot"
 FIELD_MANAGER = "modelpilot-operator"
-STABLE = "stable"
+STABLE = constants.STABLE
 
-LABEL_DEPLOYMENT = "modelpilot.io/deployment"
-LABEL_VARIANT = "modelpilot.io/variant"
-LABEL_EXPERIMENT = "modelpilot.io/experiment"
+LABEL_DEPLOYMENT = constants.LABEL_DEPLOYMENT
+LABEL_VARIANT = constants.LABEL_VARIANT
+LABEL_EXPERIMENT = constants.LABEL_EXPERIMENT
 
 COMPONENT_NAMES = {
-    "model-server": "modelpilot-model-server",
-    "router": "modelpilot-router",
-    "drift": "modelpilot-drift",
+    constants.COMPONENT_MODEL_SERVER: "modelpilot-model-server",
+    constants.COMPONENT_ROUTER: "modelpilot-router",
+    constants.COMPONENT_DRIFT: "modelpilot-drift",
 }
 
 Body = Mapping[str, Any]
@@ -59,15 +61,15 @@ def drift_name(md_name: str) -> str:
     return f"{md_name}-drift"
 
 
-def service_url(*, service: str, namespace: str, port: int = 80) -> str:
+def service_url(*, service: str, namespace: str, port: int = constants.SERVICE_PORT) -> str:
     return f"http://{service}.{namespace}.svc:{port}"
 
 
 def selector_labels(md_name: str, *, component: str, variant: str | None = None) -> dict[str, str]:
     """The immutable subset used in Deployment selectors and Service selectors."""
     labels = {
-        "app.kubernetes.io/name": COMPONENT_NAMES[component],
-        "app.kubernetes.io/instance": md_name,
+        constants.LABEL_NAME: COMPONENT_NAMES[component],
+        constants.LABEL_INSTANCE: md_name,
         LABEL_DEPLOYMENT: md_name,
     }
     if variant is not None:
@@ -84,9 +86,9 @@ def labels(
 ) -> dict[str, str]:
     out = {
         **selector_labels(md_name, component=component, variant=variant),
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": "modelpilot",
+        constants.LABEL_COMPONENT: component,
+        constants.LABEL_MANAGED_BY: MANAGED_BY,
+        constants.LABEL_PART_OF: constants.PART_OF,
     }
     if experiment is not None:
         out[LABEL_EXPERIMENT] = experiment

@@ -6,19 +6,22 @@ weight 100, or, when a Running Experiment references the deployment, the variant
 posteriors recorded in that Experiment's status. The Experiment controller calls the same two
 functions after it writes its status, so both controllers always compute the same object from the
 same inputs and never fight over it (server-side apply with one field manager).
+
+The document itself is the typed contract `modelpilot.api.routes`: the ConfigMap holds
+`api.routes.dumps` of a document that `api.routes.parse` accepted, the very check the router makes,
+so the operator cannot write routes the router would refuse.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
-from modelpilot import errors
+from modelpilot.api import constants
+from modelpilot.api import routes as contract
 from modelpilot.operator.builders import meta
 
-ROUTES_KEY = "routes.json"
-POLICY_TYPES = ("thompson", "epsilon-greedy", "fixed")
+ROUTES_KEY = constants.ROUTES_KEY
 
 
 class RouteVariant(TypedDict):
@@ -31,7 +34,7 @@ class RouteVariant(TypedDict):
 
 
 def default_policy() -> dict[str, Any]:
-    return {"type": "fixed", "epsilon": 0.1, "stickyHeader": None}
+    return {"type": constants.FIXED, "epsilon": 0.1, "stickyHeader": None}
 
 
 def route_variants(
@@ -45,7 +48,7 @@ def route_variants(
     """
     status = (experiment or {}).get("status") or {}
     listed = status.get("variants") or []
-    if experiment is None or status.get("phase") != "Running" or not listed:
+    if experiment is None or status.get("phase") != constants.RUNNING or not listed:
         return [
             {
                 "name": meta.STABLE,
@@ -72,7 +75,7 @@ def route_variants(
         variants.append(variant)
     policy_spec = (experiment.get("spec") or {}).get("policy") or {}
     policy = {
-        "type": policy_spec.get("type", "thompson"),
+        "type": policy_spec.get("type", constants.THOMPSON),
         "epsilon": policy_spec.get("epsilon", 0.1),
         "stickyHeader": policy_spec.get("stickyHeader"),
     }
@@ -85,15 +88,14 @@ def build_routes_configmap(
     variants: Sequence[RouteVariant],
     policy: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ConfigMap in the format of docs/architecture.md; URLs: `<md>-<variant>` Services."""
+    """The ConfigMap in the format of docs/architecture.md; URLs: `<md>-<variant>` Services.
+
+    Raises `api.routes.InvalidRoutes` (an `InputError`) naming the field when the inputs do not
+    make a valid routes document (no stable variant, a name twice, an unknown policy).
+    """
     md_name, namespace = meta.name_of(md), meta.namespace_of(md)
     chosen = dict(policy) if policy is not None else default_policy()
-    if chosen.get("type") not in POLICY_TYPES:
-        raise errors.InputError(f"policy.type: {chosen.get('type')!r} is not one of {POLICY_TYPES}")
-    names = [v["name"] for v in variants]
-    if len(set(names)) != len(names) or meta.STABLE not in names:
-        raise errors.InputError(f"variants: names must be unique and include 'stable', got {names}")
-    routes = {
+    document = {
         "deployment": md_name,
         "stable": meta.STABLE,
         "policy": chosen,
@@ -105,11 +107,12 @@ def build_routes_configmap(
                 ),
                 "weight": v["weight"],
                 "modelVersion": v["modelVersion"],
-                "posterior": v.get("posterior", {"alpha": 1.0, "beta": 1.0}),
+                "posterior": v.get("posterior"),
             }
             for v in variants
         ],
     }
+    text = contract.dumps(contract.parse(document))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -119,7 +122,7 @@ def build_routes_configmap(
             labels=meta.labels(md_name, component="router"),
             owner=md,
         ),
-        "data": {ROUTES_KEY: json.dumps(routes, sort_keys=False, separators=(",", ":"))},
+        "data": {ROUTES_KEY: text},
     }
 
 
