@@ -57,6 +57,38 @@ def test_sample_size_table_names_the_fields(capsys: pytest.CaptureFixture[str]) 
     assert "arcsine" in out
 
 
+def test_sample_size_pooled_method_gives_the_guides_3843(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        [
+            "stats",
+            "sample-size",
+            "--baseline-rate",
+            "0.10",
+            "--mde",
+            "0.02",
+            "--method",
+            "pooled",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert (data["n_control"], data["method"]) == (3843, "pooled")
+    assert data["n_control_exact"] == pytest.approx(3842.0266, rel=1e-6)
+
+
+def test_sample_size_help_says_which_method_matches_which_calculator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["stats", "sample-size", "--help"], capsys)
+    assert code == 0
+    for words in ("Evan Miller", "NormalIndPower", "G*Power", "pooled", "3,843"):
+        assert words in out
+
+
 def test_ab_test_json_has_the_documented_keys_and_statsmodels_p(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

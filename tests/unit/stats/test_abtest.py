@@ -43,6 +43,46 @@ def test_unpooled_sample_size_equals_evan_millers_closed_form(
     assert result.total == 2 * result.n_control
 
 
+def guide_pooled_formula(p: float, mde: float, alpha: float, power: float) -> float:
+    """The seed guide's `calculate_sample_size`, written out (before its ceil)."""
+    z_alpha = scipy.stats.norm.ppf(1 - alpha / 2)
+    z_beta = scipy.stats.norm.ppf(power)
+    p_pooled = (p + p + mde) / 2
+    return 2 * p_pooled * (1 - p_pooled) * (z_alpha + z_beta) ** 2 / mde**2
+
+
+@pytest.mark.parametrize(
+    ("p", "mde", "alpha", "power"),
+    [(0.10, 0.02, 0.05, 0.8), (0.03, 0.005, 0.01, 0.9), (0.5, 0.1, 0.1, 0.8)],
+)
+def test_pooled_sample_size_equals_the_guides_formula(
+    p: float, mde: float, alpha: float, power: float
+) -> None:
+    result = abtest.sample_size(baseline_rate=p, mde=mde, alpha=alpha, power=power, method="pooled")
+    assert result.n_control_exact == pytest.approx(
+        guide_pooled_formula(p, mde, alpha, power), rel=1e-12
+    )
+
+
+def test_the_three_methods_give_the_calculators_numbers_for_ten_to_twelve_percent() -> None:
+    n = {
+        m: abtest.sample_size(baseline_rate=0.10, mde=0.02, method=m).n_control
+        for m in abtest.METHODS
+    }
+    assert n == {"unpooled": 3623, "pooled": 3843, "arcsine": 3835}
+
+
+def test_pooled_sample_size_with_unequal_allocation_weights_the_average_rate() -> None:
+    # r = 2: p_bar = (0.1 + 2 x 0.12) / 3, variance factor (1 + 1/2).
+    result = abtest.sample_size(baseline_rate=0.10, mde=0.02, ratio=2.0, method="pooled")
+    p_bar = (0.10 + 2 * 0.12) / 3
+    z = scipy.stats.norm.ppf(0.975) + scipy.stats.norm.ppf(0.8)
+    assert result.n_control_exact == pytest.approx(
+        z**2 * p_bar * (1 - p_bar) * 1.5 / 0.02**2, rel=1e-12
+    )
+    assert result.n_treatment == math.ceil(2 * result.n_control_exact - 1e-9)
+
+
 def test_relative_mde_is_a_fraction_of_the_baseline() -> None:
     rel = abtest.sample_size(baseline_rate=0.10, mde=0.2, relative=True)
     absolute = abtest.sample_size(baseline_rate=0.10, mde=0.02)
