@@ -79,11 +79,39 @@ class Variant:
     posterior: Posterior = PRIOR
 
 
+REWARD_BOUND = 1e12
+"""Largest magnitude a declared reward range may reach: sums of squares of billions of rewards
+stay finite in a float64 (1e24 each)."""
+
+
+@dataclass(frozen=True)
+class Reward:
+    """What a reward posted to the routers' `/feedback` may be: the Experiment's `spec.reward`.
+
+    `binary`: exactly 0 or 1. `continuous`: a finite number in [minimum, maximum] (each bound
+    optional; the router's own default bound applies where one is missing).
+    """
+
+    type: constants.RewardType = constants.BINARY
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
+
+
 @dataclass(frozen=True)
 class Policy:
     type: constants.PolicyType = constants.FIXED
     epsilon: float = 0.1
     sticky_header: str | None = None
+    reward: Reward | None = None
+    """The declared reward; None when no Experiment declares one (any bounded finite number)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +147,7 @@ def dump(routes: Routes) -> dict[str, Any]:
             "type": routes.policy.type,
             "epsilon": routes.policy.epsilon,
             "stickyHeader": routes.policy.sticky_header,
+            **({"reward": routes.policy.reward.to_json()} if routes.policy.reward else {}),
         },
         "variants": [
             {
@@ -178,7 +207,26 @@ def _policy(raw: Any) -> Policy:
     sticky = raw.get("stickyHeader")
     if sticky is not None and (not isinstance(sticky, str) or not sticky):
         raise InvalidRoutes("routes.policy.stickyHeader: expected a header name or null")
-    return Policy(type=kind, epsilon=epsilon, sticky_header=sticky)
+    reward = None if raw.get("reward") is None else _reward(raw["reward"])
+    return Policy(type=kind, epsilon=epsilon, sticky_header=sticky, reward=reward)
+
+
+def _reward(raw: Any) -> Reward:
+    where = "routes.policy.reward"
+    if not isinstance(raw, Mapping):
+        raise InvalidRoutes(f"{where}: expected an object")
+    kind = raw.get("type", constants.BINARY)
+    if kind not in constants.REWARD_TYPES:
+        raise InvalidRoutes(
+            f"{where}.type: {kind!r}, expected one of {', '.join(constants.REWARD_TYPES)}"
+        )
+    low, high = raw.get("minimum"), raw.get("maximum")
+    bound = REWARD_BOUND
+    low = None if low is None else _number(low, f"{where}.minimum", low=-bound, high=bound)
+    high = None if high is None else _number(high, f"{where}.maximum", low=-bound, high=bound)
+    if low is not None and high is not None and low > high:
+        raise InvalidRoutes(f"{where}.minimum: {low} is above maximum {high}")
+    return Reward(type=kind, minimum=low, maximum=high)
 
 
 def parse(data: Any) -> Routes:
@@ -217,7 +265,7 @@ def parse(data: Any) -> Routes:
             )
         )
     stable = data.get("stable", constants.STABLE)
-    if stable not in seen:
+    if not isinstance(stable, str) or stable not in seen:
         raise InvalidRoutes(
             f"routes.stable: {stable!r} is not one of the variants ({', '.join(sorted(seen))})"
         )
@@ -234,8 +282,10 @@ def loads(text: str | bytes) -> Routes:
     """Parse the ConfigMap's JSON text; `InvalidRoutes` on bad JSON or a bad document."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError too (binary garbage)
         raise InvalidRoutes(f"routes.json: not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # e.g. 10,000 nested brackets: json's C parser gives up
+        raise InvalidRoutes("routes.json: nested too deeply") from exc
     return parse(data)
 
 
