@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -27,6 +28,7 @@ from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.handlers import modeldeployment
 
 KOPF_PREFIX = "operator.modelpilot.io"
+EVENT_SOURCE = "modelpilot-operator"
 EXPERIMENT_HANDLERS = "modelpilot.operator.handlers.experiment"
 
 # The operator must notice an unreachable registry in seconds, not minutes: MLflow's defaults are a
@@ -38,6 +40,26 @@ MLFLOW_ENV = {
 }
 
 
+class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled-configuration holding `spec` only, never the user's annotations.
+
+    kopf's default essence copies labels and annotations into its own annotation; a user's large
+    annotation (150 KB is legal) then makes kopf's patches exceed the API server's 256 KiB limit
+    on all annotations ("Too long") and the object can no longer be handled. Our update handlers
+    watch `spec` only, so nothing else is needed in the diff base.
+    """
+
+    def build(
+        self,
+        *,
+        body: kopf.Body,
+        extra_fields: Iterable[kopf.FieldSpec] | None = None,
+    ) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        essence.pop("metadata", None)
+        return essence
+
+
 def tune_mlflow_client() -> None:
     for key, value in MLFLOW_ENV.items():
         os.environ.setdefault(key, value)
@@ -46,12 +68,14 @@ def tune_mlflow_client() -> None:
 def build_kopf_settings(settings: settings_mod.OperatorSettings) -> kopf.OperatorSettings:
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    kopf_settings.persistence.diffbase_storage = SpecDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     kopf_settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     # Events only for what we post ourselves and for warnings, not for every log line.
     kopf_settings.posting.level = logging.WARNING
+    # `kubectl describe` shows the Event's source: the operator, not the framework ("kopf").
+    kopf_settings.posting.reporting_component = EVENT_SOURCE
     # Resources are known at start-up; watching CRDs would need cluster-wide CRD read rights.
     kopf_settings.scanning.disabled = True
     kopf_settings.execution.max_workers = settings.workers

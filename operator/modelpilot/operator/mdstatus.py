@@ -16,6 +16,29 @@ from typing import Any
 from modelpilot.operator import conditions
 
 HISTORY_LIMIT = 100
+HISTORY_REASON_MAX = 256
+"""`status.history[].reason` is at most this long: the CRD's `maxLength` (modelpilot.api), so a
+longer change-reason is cut here, never refused by the API server (which would stall the status)."""
+ELLIPSIS = "\u2026"
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the cut marked by an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+# Container waiting reasons that a person must act on (the kubelet's own reason strings).
+_STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 
 
 def deployment_readiness(deployment: Mapping[str, Any]) -> tuple[bool, str]:
@@ -62,7 +85,7 @@ def next_history(
     stamp = conditions.timestamp(now)
     if current is not None:
         current["to"] = stamp
-    out.append({"version": version, "from": stamp, "reason": reason})
+    out.append({"version": version, "from": stamp, "reason": truncate(reason, HISTORY_REASON_MAX)})
     return out[-HISTORY_LIMIT:]
 
 
@@ -73,23 +96,36 @@ def rollout_conditions(
     message: str,
     generation: int,
     now: dt.datetime,
+    failure: tuple[str, str] | None = None,
 ) -> list[conditions.Condition]:
-    """Ready and Progressing from the Deployments' readiness (`workloads_readiness`)."""
-    set_ = functools.partial(
-        conditions.set_condition, message=message, generation=generation, now=now
-    )
+    """Ready and Progressing from the Deployments' readiness (`workloads_readiness`).
+
+    `failure` is `pod_failure_reason` of the pods: when set (and not ready), Ready's reason and
+    message say why the rollout cannot finish by waiting (Unschedulable, ImagePullBackOff...).
+    """
+    set_ = functools.partial(conditions.set_condition, generation=generation, now=now)
+    reason = "Available" if ready else "RollingOut"
+    ready_message = message
+    if not ready and failure is not None:
+        reason, ready_message = failure[0], f"{failure[1]} ({message})"
     out = set_(
         existing,
         type_=conditions.READY,
         status="True" if ready else "False",
-        reason="Available" if ready else "RollingOut",
+        reason=reason,
+        message=ready_message,
     )
     return set_(
         out,
         type_=conditions.PROGRESSING,
         status="False" if ready else "True",
         reason="RolloutComplete" if ready else "RollingOut",
+        message=message,
     )
+
+
+NEEDS_ACTION = frozenset({"Unschedulable", *_STUCK_WAITING_REASONS})
+"""Ready=False reasons that a person must act on: the only ones worth a Warning Event."""
 
 
 def served_conditions(
@@ -100,10 +136,13 @@ def served_conditions(
     drift_enabled: bool,
     generation: int,
     now: dt.datetime,
+    failure: tuple[str, str] | None = None,
 ) -> list[conditions.Condition]:
     """Conditions after a successful apply: Ready/Progressing from readiness, Degraded False."""
     set_ = functools.partial(conditions.set_condition, generation=generation, now=now)
-    out = rollout_conditions(existing, ready=ready, message=message, generation=generation, now=now)
+    out = rollout_conditions(
+        existing, ready=ready, message=message, generation=generation, now=now, failure=failure
+    )
     out = set_(
         out,
         type_=conditions.DEGRADED,
@@ -147,3 +186,31 @@ def degraded_conditions(
     if not conditions.is_true(out, conditions.READY):
         out = set_(out, type_=conditions.READY, status="False")
     return out
+
+
+def pod_failure_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """(reason, message) of the first pod that cannot become ready by waiting, else None.
+
+    The reasons are the ones `kubectl get pods` shows: the scheduler's PodScheduled=False
+    `Unschedulable` (with its message, e.g. "0/3 nodes are available: 3 Insufficient cpu"), or a
+    container waiting in `ImagePullBackOff`, `CrashLoopBackOff` and the like. A pod still being
+    created or started is not a failure.
+    """
+    for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name", ""))):
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                return "Unschedulable", f"pod {name}: {cond.get('message') or 'unschedulable'}"
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in _STUCK_WAITING_REASONS:
+                detail = waiting.get("message") or ""
+                text = f"pod {name} container {container.get('name', '?')}: {reason}"
+                return str(reason), text + (f": {detail}" if detail else "")
+    return None

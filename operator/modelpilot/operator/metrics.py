@@ -17,6 +17,8 @@ class Metrics:
     registry: prometheus_client.CollectorRegistry
     reconcile_total: prometheus_client.Counter
     reconcile_errors_total: prometheus_client.Counter
+    applies_total: prometheus_client.Counter
+    check_seconds: prometheus_client.Histogram
 
 
 def make_metrics() -> Metrics:
@@ -33,6 +35,17 @@ def make_metrics() -> Metrics:
             "modelpilot_operator_reconcile_errors",
             "Reconciles that failed (retried or permanent), by resource kind.",
             ["kind"],
+            registry=registry,
+        ),
+        applies_total=prometheus_client.Counter(
+            "modelpilot_operator_applies",
+            "Server-side applies of owned objects that differed from the watch cache, by kind.",
+            ["kind"],
+            registry=registry,
+        ),
+        check_seconds=prometheus_client.Histogram(
+            "modelpilot_operator_check_seconds",
+            "Duration of one pass of the ModelDeployment check over the watch cache.",
             registry=registry,
         ),
     )

@@ -8,7 +8,7 @@ the environment themselves), which keeps them pure and makes every default visib
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 import pydantic_settings
@@ -74,6 +74,15 @@ class OperatorSettings(pydantic_settings.BaseSettings):
         description="How often every ModelDeployment is re-resolved and re-applied.",
     )
     """Resync interval: aliases are re-resolved and desired objects re-applied this often."""
+
+    resync_mode: Literal["cache", "relist"] = pydantic.Field(
+        default="cache",
+        description="`cache`: check against the watch cache; `relist`: the former timer.",
+    )
+    """How the periodic resync works. `cache` (the default) compares every ModelDeployment with
+    the operator's watch cache and makes API requests only where something differs; `relist` is
+    the former behaviour, a kopf timer per object that lists eight kinds and re-applies
+    everything (kept as the baseline of bench/operator_idle.py)."""
 
     registry_retry_seconds: float = pydantic.Field(
         default=10.0, gt=0, description="First retry delay when MLflow is unreachable."

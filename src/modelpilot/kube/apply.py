@@ -14,8 +14,12 @@ is a programming error caught by the unit tests.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import datetime as dt
 import json
+import socket
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +28,10 @@ from modelpilot.kube import client as client_mod
 
 FIELD_MANAGER = "modelpilot-operator"
 TIMEOUT_SECONDS = 15.0
+
+REQUESTS: collections.Counter[str] = collections.Counter()
+"""API requests made through `request`, by HTTP method (for the operator's metrics and tests)."""
+_COUNT_LOCK = threading.Lock()
 
 # kind -> (plural, namespaced)
 KINDS: dict[str, tuple[str, bool]] = {
@@ -104,6 +112,14 @@ def request(
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
+        if "yaml" in content_type and not isinstance(body, bytes | str):
+            # The client would send json.dumps(body): ASCII with \uXXXX escapes, and a character
+            # outside the BMP (an emoji in a model name) as a surrogate pair, which is valid JSON
+            # but which the API server's YAML decoder refuses ("found unknown escape character").
+            # UTF-8 JSON is valid YAML 1.2 and carries every character as itself.
+            body = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    with _COUNT_LOCK:
+        REQUESTS[method] += 1
     method_, url, headers_, body_ = api.param_serialize(
         method=method,
         resource_path=resource_path,
@@ -217,3 +233,50 @@ def prune(
             ):
                 deleted.append((kind, name))
     return deleted
+
+
+EVENT_SOURCE = FIELD_MANAGER
+"""The `source.component` / `reportingComponent` of the Events we post (`kubectl describe`)."""
+
+
+def post_event(
+    involved: Mapping[str, Any], *, type_: str, reason: str, message: str
+) -> dict[str, Any]:
+    """Create a core/v1 Event about `involved`, from the operator (not from a framework)."""
+    metadata = involved["metadata"]
+    now = _rfc3339_now()
+    return request(
+        "POST",
+        path("v1", "Event", namespace=metadata["namespace"]),
+        body={
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": metadata["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": EVENT_SOURCE},
+            "reportingComponent": EVENT_SOURCE,
+            "reportingInstance": _HOSTNAME,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        },
+    )
+
+
+_HOSTNAME = socket.gethostname()
+
+
+def _rfc3339_now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,6 +13,7 @@ layer ever sees an `MlflowException` or a traceback.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,14 +67,32 @@ def make_client(tracking_uri: str | None) -> mlflow.tracking.MlflowClient:
     return mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+@functools.lru_cache(maxsize=64)
+def client_for(tracking_uri: str) -> mlflow.tracking.MlflowClient:
+    """A client bound to `tracking_uri` alone, cached per URI, touching no process-wide state.
+
+    For code where threads use different servers at once (the operator): `make_client` sets
+    MLflow's process-wide tracking URI, so one thread's URI would leak into another's calls and
+    error messages. Also applies the short timeouts of `_DEFAULTS` (read at call time by MLflow).
+    """
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return mlflow.tracking.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else text
     return line if len(line) <= 300 else line[:297] + "..."
 
 
 @contextmanager
-def mapped_errors(what: str) -> Iterator[None]:
-    """Translate MLflow failures while doing `what` (e.g. "run 1234", "model iris@champion")."""
+def mapped_errors(what: str, *, tracking_uri: str | None = None) -> Iterator[None]:
+    """Translate MLflow failures while doing `what` (e.g. "run 1234", "model iris@champion").
+
+    `tracking_uri` names the server in the messages; without it, MLflow's process-wide URI (right
+    only for a process that talks to one server, as the CLI does).
+    """
+    server = tracking_uri or mlflow.get_tracking_uri()
     try:
         yield
     except mlflow.exceptions.MlflowException as exc:
@@ -81,11 +100,11 @@ def mapped_errors(what: str) -> Iterator[None]:
         message = str(exc.message) if hasattr(exc, "message") else str(exc)
         if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower():
             if what.startswith("run "):
-                raise RunNotFound(f"{what}: not found on {mlflow.get_tracking_uri()}") from exc
+                raise RunNotFound(f"{what}: not found on {server}") from exc
             raise ModelNotFound(f"{what}: not found in the registry") from exc
         if "API request to" in message or "Max retries" in message or "timed out" in message:
             raise RegistryUnavailable(
-                f"registry unavailable at {mlflow.get_tracking_uri()} while reading {what}: "
+                f"registry unavailable at {server} while reading {what}: "
                 "check --tracking-uri / MLFLOW_TRACKING_URI"
             ) from exc
         if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"):
@@ -93,5 +112,5 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise
     except OSError as exc:
         raise RegistryUnavailable(
-            f"registry unavailable at {mlflow.get_tracking_uri()} while reading {what}: {exc}"
+            f"registry unavailable at {server} while reading {what}: {exc}"
         ) from exc

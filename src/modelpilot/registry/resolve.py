@@ -11,6 +11,7 @@ never contains an alias in place of a version.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import NotRequired, TypedDict
 
@@ -34,12 +35,17 @@ def resolve(reference: Mapping[str, str], *, tracking_uri: str | None) -> Resolv
         raise errors.InputError("model.name: required (the registered model name)")
     if (alias is None) == (version is None):
         raise errors.InputError("model: exactly one of alias or version must be set")
-    mlflow_client = client.make_client(tracking_uri)
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise errors.InputError("registry.trackingUri: not set and no MLFLOW_TRACKING_URI")
+    # One client per URI and never mlflow.set_tracking_uri: the operator resolves for many
+    # ModelDeployments (and registries) on many threads at once.
+    mlflow_client = client.client_for(uri)
     if alias is not None:
-        with client.mapped_errors(f"model {name}@{alias}"):
+        with client.mapped_errors(f"model {name}@{alias}", tracking_uri=uri):
             found = mlflow_client.get_model_version_by_alias(name, alias)
     else:
-        with client.mapped_errors(f"model {name} version {version}"):
+        with client.mapped_errors(f"model {name} version {version}", tracking_uri=uri):
             found = mlflow_client.get_model_version(name, str(version))
     resolved: ResolvedModel = {
         "name": str(found.name),
