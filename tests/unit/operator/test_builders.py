@@ -207,7 +207,12 @@ def test_routes_follow_the_weights_and_posteriors_of_a_running_experiment() -> N
             "routes.json"
         ]
     )
-    assert data["policy"] == {"type": "thompson", "epsilon": 0.2, "stickyHeader": None}
+    assert data["policy"] == {
+        "type": "thompson",
+        "epsilon": 0.2,
+        "stickyHeader": None,
+        "reward": {"type": "binary"},  # the Experiment's spec.reward default
+    }
     assert [(v["name"], v["weight"], v["modelVersion"]) for v in data["variants"]] == [
         ("stable", 80, "3"),  # the stable version is what the ModelDeployment serves
         ("challenger", 20, "4"),

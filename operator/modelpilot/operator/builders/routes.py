@@ -78,6 +78,8 @@ def route_variants(
         "type": policy_spec.get("type", constants.THOMPSON),
         "epsilon": policy_spec.get("epsilon", 0.1),
         "stickyHeader": policy_spec.get("stickyHeader"),
+        # The declared reward, so every router refuses a reward the experiment cannot count.
+        "reward": dict((experiment.get("spec") or {}).get("reward") or {"type": constants.BINARY}),
     }
     return variants, policy
 
