@@ -124,7 +124,7 @@ def rollout_conditions(
     )
 
 
-NEEDS_ACTION = frozenset({"Unschedulable", *_STUCK_WAITING_REASONS})
+NEEDS_ACTION = frozenset({"Unschedulable", "OOMKilled", *_STUCK_WAITING_REASONS})
 """Ready=False reasons that a person must act on: the only ones worth a Warning Event."""
 
 
@@ -188,13 +188,31 @@ def degraded_conditions(
     return out
 
 
+def _last_exit(container: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The container's last termination (`lastState.terminated`), or {} if it never ended."""
+    return ((container.get("lastState") or {}).get("terminated")) or {}
+
+
+def _exit_text(terminated: Mapping[str, Any]) -> str:
+    """ "last exit: OOMKilled, code 137: <termination message>" (the kubelet's own fields)."""
+    text = (
+        f"last exit: {terminated.get('reason') or 'Error'}, code {terminated.get('exitCode', '?')}"
+    )
+    message = str(terminated.get("message") or "").strip()
+    return text + (f": {truncate(message, 200)}" if message else "")
+
+
 def pod_failure_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
     """(reason, message) of the first pod that cannot become ready by waiting, else None.
 
     The reasons are the ones `kubectl get pods` shows: the scheduler's PodScheduled=False
     `Unschedulable` (with its message, e.g. "0/3 nodes are available: 3 Insufficient cpu"), or a
-    container waiting in `ImagePullBackOff`, `CrashLoopBackOff` and the like. A pod still being
-    created or started is not a failure.
+    container waiting in `ImagePullBackOff`, `CrashLoopBackOff` and the like. A crash loop says
+    how the container last ended (exit code, termination message), and one whose container was
+    killed for exceeding its memory limit is reported as `OOMKilled`, the kubelet's reason in
+    `lastState.terminated` (a crash loop's waiting reason alone would hide it); so is a container
+    that has just been OOM-killed and not yet restarted. A pod still being created or started is
+    not a failure.
     """
     for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name", ""))):
         name = (pod.get("metadata") or {}).get("name", "?")
@@ -207,10 +225,23 @@ def pod_failure_reason(pods: Sequence[Mapping[str, Any]]) -> tuple[str, str] | N
             ):
                 return "Unschedulable", f"pod {name}: {cond.get('message') or 'unschedulable'}"
         for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or {}
+            terminated = state.get("terminated") or {}
+            where = f"pod {name} container {container.get('name', '?')}"
+            if terminated.get("reason") == "OOMKilled":
+                return "OOMKilled", f"{where}: OOMKilled ({_exit_text(terminated)})"
             reason = waiting.get("reason")
-            if reason in _STUCK_WAITING_REASONS:
-                detail = waiting.get("message") or ""
-                text = f"pod {name} container {container.get('name', '?')}: {reason}"
-                return str(reason), text + (f": {detail}" if detail else "")
+            if reason not in _STUCK_WAITING_REASONS:
+                continue
+            last = _last_exit(container)
+            if reason == "CrashLoopBackOff" and last.get("reason") == "OOMKilled":
+                reason = "OOMKilled"
+            text = f"{where}: {reason}"
+            detail = waiting.get("message") or ""
+            if detail:
+                text += f": {detail}"
+            if last:
+                text += f" ({_exit_text(last)})"
+            return str(reason), text
     return None

@@ -79,3 +79,60 @@ def test_ready_says_why_a_rollout_is_stuck_and_progressing_keeps_the_rollout_mes
     assert ready["message"].startswith("pod p: 0/1 nodes are available")
     assert progressing["message"] == "iris-stable: 0 of 1 updated replicas available"
     assert "Unschedulable" in mdstatus.NEEDS_ACTION and "RollingOut" not in mdstatus.NEEDS_ACTION
+
+
+def _container(name: str, *, state: dict[str, Any], last: dict[str, Any] | None = None) -> Any:
+    status: dict[str, Any] = {"name": name, "state": state, "restartCount": 3}
+    if last is not None:
+        status["lastState"] = {"terminated": last}
+    return status
+
+
+def test_a_crash_loop_of_an_oom_killed_container_is_reported_as_oomkilled_with_its_exit() -> None:
+    pod = _pod(
+        "iris-stable-7",
+        containerStatuses=[
+            _container(
+                "model-server",
+                state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                last={"reason": "OOMKilled", "exitCode": 137},
+            )
+        ],
+    )
+    assert mdstatus.pod_failure_reason([pod]) == (
+        "OOMKilled",
+        "pod iris-stable-7 container model-server: OOMKilled: back-off 40s "
+        "(last exit: OOMKilled, code 137)",
+    )
+    assert "OOMKilled" in mdstatus.NEEDS_ACTION  # a Warning Event, not a routine one
+
+
+def test_a_container_just_oom_killed_is_a_failure_before_its_back_off_starts() -> None:
+    pod = _pod(
+        "p",
+        containerStatuses=[
+            _container("router", state={"terminated": {"reason": "OOMKilled", "exitCode": 137}})
+        ],
+    )
+    assert mdstatus.pod_failure_reason([pod]) == (
+        "OOMKilled",
+        "pod p container router: OOMKilled (last exit: OOMKilled, code 137)",
+    )
+
+
+def test_a_crash_loop_says_how_the_container_last_exited() -> None:
+    pod = _pod(
+        "p",
+        containerStatuses=[
+            _container(
+                "model-server",
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+                last={"reason": "Error", "exitCode": 2, "message": "bad MODELPILOT_SERVER_PORT\n"},
+            )
+        ],
+    )
+    assert mdstatus.pod_failure_reason([pod]) == (
+        "CrashLoopBackOff",
+        "pod p container model-server: CrashLoopBackOff "
+        "(last exit: Error, code 2: bad MODELPILOT_SERVER_PORT)",
+    )
