@@ -44,6 +44,21 @@ def _model(value: str | None) -> tuple[str, str] | None:
 @click.option("--psi-threshold", type=float, default=None, help="Override spec.drift.psiThreshold.")
 @click.option("--ks-pvalue", type=float, default=None, help="Override spec.drift.ksPValue.")
 @click.option("--methods", default=None, help="Override spec.drift.methods (comma-separated).")
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds a model server has to answer with its whole window; slower ones are skipped.",
+)
+@click.option(
+    "--max-window-bytes",
+    type=click.IntRange(min=1024),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest window body read from one model server; larger ones are skipped.",
+)
 def run(
     *,
     deployment: str,
@@ -56,6 +71,8 @@ def run(
     psi_threshold: float | None,
     ks_pvalue: float | None,
     methods: str | None,
+    timeout_seconds: float,
+    max_window_bytes: int,
 ) -> None:
     """Compute drift of a deployment's traffic against its reference profile; write status."""
     from modelpilot.driftjob import job
@@ -72,10 +89,18 @@ def run(
             psi_threshold=psi_threshold,
             ks_pvalue=ks_pvalue,
             methods=[m.strip() for m in methods.split(",")] if methods else None,
+            timeout_seconds=timeout_seconds,
+            max_window_bytes=max_window_bytes,
         )
     )
     click.echo(
         json.dumps(
-            {**outcome.summary, "sources": outcome.sources, "skipped": outcome.skipped}, indent=2
+            {
+                **outcome.summary,
+                "sources": outcome.sources,
+                "skipped": outcome.skipped,
+                "duplicates": outcome.duplicates,
+            },
+            indent=2,
         )
     )

@@ -44,6 +44,8 @@ class Options:
     psi_threshold: float | None = None
     ks_pvalue: float | None = None
     methods: Sequence[str] | None = None
+    timeout_seconds: float = 10.0
+    max_window_bytes: int = collect.MAX_WINDOW_BYTES
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Outcome:
     report: drift_stats.DriftReport | None
     sources: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -169,12 +172,34 @@ def _emit_event(md: dict[str, Any], *, reason: str, message: str, warning: bool,
         log.warning("could not emit the %s event: %s", reason, exc)
 
 
-def _push(options: Options, report: drift_stats.DriftReport) -> None:
+def _push(
+    options: Options,
+    report: drift_stats.DriftReport | None,
+    collected: collect.Collected | None = None,
+) -> None:
     import prometheus_client
 
     registry = prometheus_client.CollectorRegistry()
     labels = ["namespace", "deployment"]
     base = (options.namespace, options.deployment)
+    if collected is not None:
+        skipped = prometheus_client.Gauge(
+            "modelpilot_drift_windows_skipped",
+            "Model-server windows skipped in the last run, by reason.",
+            [*labels, "reason"],
+            registry=registry,
+        )
+        for reason in collect.SKIP_REASONS:
+            skipped.labels(*base, reason).set(collected.reasons.get(reason, 0))
+        prometheus_client.Gauge(
+            "modelpilot_drift_windows_used",
+            "Windows merged in the last run (one per model-server process).",
+            labels,
+            registry=registry,
+        ).labels(*base).set(len(collected.accepted))
+    if report is None:
+        _send(options, registry)
+        return
     for metric, values in status.build_gauges(report).items():
         gauge = prometheus_client.Gauge(
             metric, metric.replace("_", " "), [*labels, "feature"], registry=registry
@@ -193,7 +218,14 @@ def _push(options: Options, report: drift_stats.DriftReport) -> None:
         labels,
         registry=registry,
     ).labels(*base).set(time.time())
-    assert options.pushgateway is not None  # checked by the caller
+    _send(options, registry)
+
+
+def _send(options: Options, registry: Any) -> None:
+    import prometheus_client
+
+    if options.pushgateway is None:
+        raise ValueError("no pushgateway to push to")  # the caller checks; a bug otherwise
     try:
         prometheus_client.push_to_gateway(
             options.pushgateway,
@@ -219,8 +251,14 @@ def run(options: Options) -> Outcome:
     urls = list(options.window_urls) or collect.pod_urls(
         namespace=options.namespace, deployment=options.deployment
     )
-    collected = collect.collect_windows(urls, profile=reference, model_version=version)
-    if not collected.sketches:
+    collected = collect.collect_windows(
+        urls,
+        profile=reference,
+        model_version=version,
+        timeout=options.timeout_seconds,
+        max_bytes=options.max_window_bytes,
+    )
+    if not collected.accepted:
         message = f"no drift window collected from {len(urls)} model server(s)" + (
             f": {'; '.join(f'{u}: {w}' for u, w in collected.skipped.items())}"
             if collected.skipped
@@ -230,25 +268,29 @@ def run(options: Options) -> Outcome:
             _write_status(
                 options, md, drift=None, condition=("Unknown", "NoWindows", message), now=now
             )
+        if options.pushgateway:
+            _push(options, None, collected)
         raise JobFailedError(message)
-    merged = profile_mod.merge_all(collected.sketches)
+    sketches = collected.sketches
+    merged = profile_mod.merge_all(sketches)
     if merged.row_count == 0:
-        message = (
-            f"no traffic since the model servers started ({len(collected.sketches)} window(s))"
-        )
+        message = f"no traffic since the model servers started ({len(sketches)} window(s))"
         if md is not None and options.write_status:
             _write_status(
                 options, md, drift=None, condition=("Unknown", "NoTraffic", message), now=now
             )
+        if options.pushgateway:
+            _push(options, None, collected)
         return Outcome(
             summary={"lastRun": now, "message": message, "rows": 0},
             report=None,
             sources=collected.sources,
             skipped=collected.skipped,
+            duplicates=collected.duplicates,
         )
     report = drift_stats.compare(reference, merged, **thresholds)
     summary = status.build_drift_summary(
-        report, now=now, model_version=version, windows=len(collected.sketches)
+        report, now=now, model_version=version, windows=len(sketches)
     )
     condition = status.condition_for(report)
     if md is not None and options.write_status:
@@ -259,7 +301,11 @@ def run(options: Options) -> Outcome:
             md, reason=condition[1], message=condition[2], warning=condition[0] == "True", now=now
         )
     if options.pushgateway:
-        _push(options, report)
+        _push(options, report, collected)
     return Outcome(
-        summary=summary, report=report, sources=collected.sources, skipped=collected.skipped
+        summary=summary,
+        report=report,
+        sources=collected.sources,
+        skipped=collected.skipped,
+        duplicates=collected.duplicates,
     )

@@ -4,15 +4,19 @@ Design decision: "recent" is two sketches rotated every `window_seconds` (the cu
 one before it), served merged; so the drift job always sees between one and two periods of traffic,
 the memory stays bounded (counts plus a bottom-k sample per column) and no request pays for
 eviction. Each process seeds its sketch differently (pid and time), as the sketch requires for
-merging pods.
+merging pods, and stamps its window with a `source` (`driftjob.windows.WindowSource`): the pod, a
+random epoch drawn at start and a sequence number, so the drift job counts one process's window
+once however many times and ways it reads it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +42,10 @@ class DriftWindow:
         self.window_seconds = window_seconds
         self.reservoir_size = reservoir_size
         self._seed = seed if seed is not None else (os.getpid() << 20) ^ time.time_ns() % (1 << 40)
+        # Kubernetes sets the hostname to the pod's name.
+        self.pod = os.environ.get("POD_NAME") or socket.gethostname() or "unknown"
+        self.epoch = uuid.uuid4().hex[:16]
+        self.sequence = 0
         self._rotations = 0
         self.current = self._new()
         self.previous: profile_mod.WindowSketch | None = None
@@ -79,6 +87,15 @@ class DriftWindow:
             return self.current
         return self.previous.merge(self.current)
 
+    def source(self, *, flushed_at: float | None = None) -> dict[str, Any]:
+        return {
+            "pod": self.pod[:253],
+            "epoch": self.epoch,
+            "sequence": self.sequence,
+            "flushed_at": flushed_at,
+            "window_seconds": self.window_seconds,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
-            return self.sketch().to_dict()
+            return {**self.sketch().to_dict(), "source": self.source()}
