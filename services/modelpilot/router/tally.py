@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from modelpilot.api import stats as stats_contract
+
 RING = 4096
 
 
@@ -36,23 +38,28 @@ class VariantTally:
             self._pos = (self._pos + 1) % RING
 
     def summary(self) -> dict[str, Any]:
+        """This variant's counters as in `/stats`, without the weight (which the routes hold)."""
+        out = self.stats().to_json()
+        del out["weight"]
+        return out
+
+    def stats(self, *, weight: float | None = None) -> stats_contract.VariantStats:
+        """This variant's entry of `/stats` (the contract `modelpilot.api.stats`)."""
+        p50 = p95 = p99 = None
         if self._ring:
-            p50, p95, p99 = np.quantile(np.asarray(self._ring), [0.5, 0.95, 0.99]).tolist()
-            latency: dict[str, Any] = {
-                "latency_p50_ms": p50 * 1e3,
-                "latency_p95_ms": p95 * 1e3,
-                "latency_p99_ms": p99 * 1e3,
-            }
-        else:
-            latency = {"latency_p50_ms": None, "latency_p95_ms": None, "latency_p99_ms": None}
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": self.errors / self.requests if self.requests else 0.0,
-            "fallbacks": self.fallbacks,
-            "rewards": self.rewards,
-            "reward_sum": self.reward_sum,
-            "reward_sum_squares": self.reward_sum_squares,
-            **latency,
-            "latency_window": len(self._ring),
-        }
+            p50, p95, p99 = (
+                x * 1e3 for x in np.quantile(np.asarray(self._ring), [0.5, 0.95, 0.99]).tolist()
+            )
+        return stats_contract.VariantStats(
+            requests=self.requests,
+            errors=self.errors,
+            fallbacks=self.fallbacks,
+            rewards=self.rewards,
+            reward_sum=self.reward_sum,
+            reward_sum_squares=self.reward_sum_squares,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            latency_window=len(self._ring),
+            weight=weight,
+        )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelpilot.api import stats as stats_contract
 from modelpilot.operator.experiment import counts as counts_mod
 
 DELAY_PROBABILITIES = (0.5, 0.3, 0.2)
@@ -144,15 +145,17 @@ class Traffic:
     def stats_json(self, index: int) -> dict[str, object]:
         """Pod `index`'s counters in the shape of the router's `GET /stats`."""
         pod = self.pods[index]
-        variants: dict[str, dict[str, object]] = {}
-        for n in self.names:
-            variants[n] = {
-                "requests": pod.requests.get(n, 0),
-                "errors": pod.errors.get(n, 0),
-                "rewards": pod.rewards.get(n, 0),
-                "reward_sum": float(pod.reward_sum.get(n, 0)),
-                "latency_p99_ms": self.latency.get(n),
-            }
-            if self.squares:
-                variants[n]["reward_sum_squares"] = float(pod.reward_sum_squares.get(n, 0))
-        return {"deployment": None, "policy": None, "variants": variants}
+        variants = {
+            n: stats_contract.VariantStats(
+                requests=pod.requests.get(n, 0),
+                errors=pod.errors.get(n, 0),
+                rewards=pod.rewards.get(n, 0),
+                reward_sum=float(pod.reward_sum.get(n, 0)),
+                latency_p99_ms=self.latency.get(n),
+                reward_sum_squares=float(pod.reward_sum_squares.get(n, 0))
+                if self.squares
+                else None,
+            )
+            for n in self.names
+        }
+        return stats_contract.Stats(variants=variants).to_json()

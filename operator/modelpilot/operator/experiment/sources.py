@@ -33,11 +33,13 @@ import httpx
 import pydantic
 import pydantic_settings
 
+from modelpilot.api import constants
+from modelpilot.api import stats as stats_contract
 from modelpilot.kube import apply
 from modelpilot.operator.experiment import counts as counts_mod
 
-ROUTER_PORT = 8080
-"""The router container's port (builders.workloads.CONTAINER_PORT)."""
+ROUTER_PORT = constants.CONTAINER_PORT
+"""The router container's port."""
 
 
 class SourceError(RuntimeError):
@@ -78,26 +80,22 @@ def _number(value: object, *, where: str, low: float | None = None) -> float:
 
 
 def parse_stats(doc: object, *, where: str) -> dict[str, counts_mod.VariantCounts]:
-    """One router's `GET /stats` body -> variant -> counters."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("variants"), Mapping):
-        raise SourceError(f"{where}: expected a JSON object with 'variants'")
-    out: dict[str, counts_mod.VariantCounts] = {}
-    for name, raw in doc["variants"].items():
-        if not isinstance(raw, Mapping):
-            raise SourceError(f"{where}: variants.{name} must be an object")
-        p99 = raw.get("latency_p99_ms")
-        squares = raw.get("reward_sum_squares")
-        out[str(name)] = counts_mod.VariantCounts(
-            requests=int(_number(raw.get("requests", 0), where=f"{where}: {name}.requests")),
-            errors=int(_number(raw.get("errors", 0), where=f"{where}: {name}.errors")),
-            rewards=int(_number(raw.get("rewards", 0), where=f"{where}: {name}.rewards")),
-            reward_sum=_number(raw.get("reward_sum", 0.0), where=f"{where}: {name}.reward_sum"),
-            latency_p99_ms=None if p99 is None else _number(p99, where=f"{where}: {name}.p99"),
-            reward_sum_squares=None
-            if squares is None
-            else _number(squares, where=f"{where}: {name}.reward_sum_squares", low=0.0),
+    """One router's `GET /stats` body (contract: `modelpilot.api.stats`) -> variant -> counters."""
+    try:
+        parsed = stats_contract.parse(doc)
+    except stats_contract.InvalidStats as exc:
+        raise SourceError(f"{where}: {exc}") from exc
+    return {
+        name: counts_mod.VariantCounts(
+            requests=v.requests,
+            errors=v.errors,
+            rewards=v.rewards,
+            reward_sum=v.reward_sum,
+            latency_p99_ms=v.latency_p99_ms,
+            reward_sum_squares=v.reward_sum_squares,
         )
-    return out
+        for name, v in parsed.variants.items()
+    }
 
 
 class StatsSource:
@@ -116,7 +114,8 @@ class StatsSource:
             "v1",
             "Pod",
             namespace=namespace,
-            selector=f"modelpilot.io/deployment={deployment},app.kubernetes.io/component=router",
+            selector=f"{constants.LABEL_DEPLOYMENT}={deployment},"
+            f"{constants.LABEL_COMPONENT}={constants.COMPONENT_ROUTER}",
         )
         out = {}
         for pod in pods:
