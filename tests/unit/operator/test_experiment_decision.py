@@ -18,6 +18,8 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 
+from modelpilot.api import routes as routes_contract
+from modelpilot.operator.builders import routes
 from modelpilot.operator.experiment import decision, inforce, simulate
 from modelpilot.operator.experiment import spec as spec_mod
 
@@ -489,7 +491,18 @@ def test_a_router_following_the_thompson_weights_raises_no_false_sample_ratio_al
     run = run_experiment(make_spec(), traffic, intervals=60)
     assert any(s["srm"].get("pValue") is not None for s in run.statuses)
     assert all(not s["srm"].get("mismatch") for s in run.statuses)
-    routes = {"policy": {"type": "thompson"}, "variants": run.statuses[-1]["variants"]}
-    assert inforce.expected_shares(routes) == {
+    written = routes.build_routes_configmap(
+        {
+            "metadata": {"name": "iris", "namespace": "ml", "uid": "u"},
+            "apiVersion": "v1",
+            "kind": "X",
+        },
+        variants=routes.route_variants(
+            stable_version="1",
+            experiment={"status": {**run.statuses[-1], "phase": "Running"}},
+        )[0],
+    )
+    in_force = routes_contract.loads(written["data"][routes.ROUTES_KEY])
+    assert inforce.expected_shares(in_force) == {
         n: w / 100 for n, w in _weights_of(run.statuses[-1]).items()
     }
