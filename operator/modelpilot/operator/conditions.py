@@ -1,39 +1,35 @@
-"""Status conditions (type, status, reason, message, lastTransitionTime, observedGeneration).
+"""The ModelDeployment's condition types, over the shared conditions of `modelpilot.api.conditions`.
 
-The cert-manager / KEP-1623 `metav1.Condition` convention: one entry per type, and
-`lastTransitionTime` changes only when `status` flips, so "Ready since" stays meaningful when the
-reason or message is refreshed. Pure: the caller passes the clock.
+The rule (lastTransitionTime moves only on a flip) and the timestamp format live in
+`modelpilot.api.conditions`, shared with the Experiment; this module adds the ModelDeployment's
+types and keeps them in a fixed order (Ready first). Pure: the caller passes the clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import Any
 
-Status = Literal["True", "False", "Unknown"]
+from modelpilot.api import conditions as shared
+
+Status = shared.Status
+Condition = shared.Condition
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 DRIFT_DETECTED = "DriftDetected"
 
+ORDER = (READY, PROGRESSING, DEGRADED, DRIFT_DETECTED)
 
-class Condition(TypedDict):
-    type: str
-    status: Status
-    reason: str
-    message: str
-    lastTransitionTime: str
-    observedGeneration: NotRequired[int]
-
-
-def timestamp(now: dt.datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, second precision (what the API server stores)."""
-    return now.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+timestamp = shared.timestamp
+find = shared.find
+is_true = shared.is_true
 
 
 def set_condition(
-    conditions: list[Condition],
+    conditions: Sequence[Condition] | Sequence[dict[str, Any]],
     *,
     type_: str,
     status: Status,
@@ -42,39 +38,14 @@ def set_condition(
     generation: int | None,
     now: dt.datetime,
 ) -> list[Condition]:
-    """A new list with `type_` set; lastTransitionTime kept unless the status flips."""
-    previous = find(conditions, type_)
-    transition = (
-        previous["lastTransitionTime"]
-        if previous is not None
-        and previous["status"] == status
-        and previous.get("lastTransitionTime")
-        else timestamp(now)
+    """A new list with `type_` set (see `modelpilot.api.conditions.set_condition`), Ready first."""
+    return shared.set_condition(
+        conditions,
+        type_=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        now=now,
+        generation=generation,
+        order=ORDER,
     )
-    updated: Condition = {
-        "type": type_,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-    }
-    if generation is not None:
-        updated["observedGeneration"] = generation
-    out = [c for c in conditions if c["type"] != type_]
-    out.append(updated)
-    return sorted(out, key=lambda c: _ORDER.get(c["type"], len(_ORDER)))
-
-
-_ORDER = {READY: 0, PROGRESSING: 1, DEGRADED: 2, DRIFT_DETECTED: 3}
-
-
-def find(conditions: list[Condition], type_: str) -> Condition | None:
-    for condition in conditions:
-        if condition["type"] == type_:
-            return condition
-    return None
-
-
-def is_true(conditions: list[Condition], type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found["status"] == "True"

@@ -1,8 +1,9 @@
-"""`status.conditions` of an Experiment, kept the Kubernetes way (metav1.Condition).
+"""The Experiment's conditions, over the shared conditions of `modelpilot.api.conditions`.
 
-The one rule that matters: `lastTransitionTime` changes only when a condition's `status` flips, so
-re-running an update with the same outcome leaves the conditions byte-identical (the cert-manager
-convention, and what keeps the decision idempotent).
+The rule (lastTransitionTime moves only on a flip, so re-running an update with the same outcome
+leaves the conditions byte-identical) and the timestamp format live in `modelpilot.api.conditions`,
+shared with the ModelDeployment. This adapter keeps the Experiment's call shape: a boolean status
+and `now` as an already formatted timestamp; the conditions keep their order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-Condition = dict[str, Any]
+from modelpilot.api import conditions as shared
+
+Condition = shared.Condition
 
 
 def set_condition(
@@ -23,39 +26,15 @@ def set_condition(
     now: str,
 ) -> list[Condition]:
     """A new list with `type_` set; other conditions are kept in their order."""
-    out: list[Condition] = []
-    found = False
-    wanted = "True" if status else "False"
-    for cond in conditions:
-        if cond.get("type") != type_:
-            out.append(dict(cond))
-            continue
-        found = True
-        flipped = cond.get("status") != wanted
-        out.append(
-            {
-                "type": type_,
-                "status": wanted,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now if flipped else cond.get("lastTransitionTime", now),
-            }
-        )
-    if not found:
-        out.append(
-            {
-                "type": type_,
-                "status": wanted,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now,
-            }
-        )
-    return out
+    return shared.set_condition(
+        conditions,
+        type_=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        now=shared.parse_timestamp(now),
+    )
 
 
 def get(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
-    for cond in conditions:
-        if cond.get("type") == type_:
-            return cond
-    return None
+    return shared.find(conditions, type_)

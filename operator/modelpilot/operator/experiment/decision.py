@@ -35,11 +35,12 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from modelpilot.api import conditions as shared_conditions
 from modelpilot.operator.experiment import conditions, guardrails, posterior
 from modelpilot.operator.experiment import counts as counts_mod
 from modelpilot.operator.experiment import spec as spec_mod
@@ -80,13 +81,9 @@ class Outcome:
     actions: tuple[Action, ...]
 
 
-def timestamp(now: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, second precision, as Kubernetes writes times."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+timestamp = shared_conditions.timestamp
+"""RFC 3339 in UTC with a `Z`, second precision, as Kubernetes writes times."""
+parse_timestamp = shared_conditions.parse_timestamp
 
 
 def initial_status(
@@ -275,7 +272,7 @@ def decide(
     delta = counts_mod.increments(observed_before, counts, variants=names)
     observed = counts_mod.merge_observed(observed_before, counts)
 
-    conds: list[dict[str, Any]] = list(prev.get("conditions") or [])
+    conds: Sequence[Mapping[str, Any]] = list(prev.get("conditions") or [])
     breaches: list[guardrails.Breach] = []
     for n in names:
         v = by_name[n]
