@@ -30,7 +30,7 @@ fmt: venv ## format the code
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: check
-check: venv prometheus-binaries ## format check, lint, types, import layers, fast tests
+check: venv prometheus-binaries redis-binaries ## format check, lint, types, import layers, fast tests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	@# The three roots of the namespace package by path: `mypy -p modelpilot` stops at src/.
@@ -39,7 +39,7 @@ check: venv prometheus-binaries ## format check, lint, types, import layers, fas
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv k8s-binaries prometheus-binaries ## every test tier present (unit, services, control plane); sets itself up
+test: venv k8s-binaries prometheus-binaries redis-binaries ## every test tier present (unit, services, control plane); sets itself up
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
@@ -51,6 +51,11 @@ k8s-binaries: ## build (or reuse) etcd, kube-*, kubectl, kwok, helm from Go modu
 .PHONY: prometheus-binaries
 prometheus-binaries: ## install prometheus, promtool, prometheus-pushgateway (apt) when missing; no service left running
 	@bash hack/install-prometheus.sh
+
+# ---- the real Redis the routers' shared reward de-duplication is tested against (Debian) ----
+.PHONY: redis-binaries
+redis-binaries: ## install redis-server (apt) when missing; no service left running
+	@bash hack/install-redis.sh
 
 # ---- sections filled in by each area (keep each area's targets in its block) -------------
 # [control-plane targets]
@@ -66,7 +71,7 @@ test-k8s: venv k8s-binaries ## the control-plane tier only (tests marked k8s)
 
 # [services targets]
 .PHONY: services-test bench-serving
-services-test: venv prometheus-binaries ## model server, router, drift job over real sockets and a real MLflow server
+services-test: venv prometheus-binaries redis-binaries ## model server, router, drift job over real sockets and a real MLflow server
 	$(PY) -m pytest tests/services -m "not k8s and not kind" $(PYTEST_ARGS)
 
 bench-serving: venv ## model server vs `mlflow models serve`, router vs direct call and vs nginx (wrk)

@@ -1,5 +1,6 @@
-"""The router's pure parts: routes validation, the per-request policy, the feedback ledger, and
-the reward tallies of `proxy.Router.feedback` (in process, no backend needed).
+"""The router's pure parts: routes validation, the per-request policy, request-id tokens, the
+in-process de-duplication, reward checks, and the reward tallies of `proxy.Router.feedback` (in
+process, no backend needed).
 
 Statistical claims are checked against exact binomial intervals (scipy) and the posterior's
 probability to be best (modelpilot.stats.bandits, itself tested against closed forms).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 import scipy.stats
 
 from modelpilot import errors
-from modelpilot.router import feedback, policy, proxy, routes, settings
+from modelpilot.router import dedup, feedback, policy, proxy, routes, settings, tokens
 from modelpilot.stats import bandits
 
 
@@ -168,23 +170,99 @@ def test_a_sticky_key_always_lands_on_the_same_variant_and_keys_split_by_weight(
     assert low <= to_stable <= high
 
 
-def test_feedback_is_joined_once_then_reported_duplicate_and_unknown_ids_are_unknown() -> None:
-    ledger = feedback.FeedbackLedger(max_entries=10, ttl_seconds=60)
-    ledger.record("r1", "challenger", now=0.0)
-    assert ledger.join("r1", now=1.0) == ("joined", "challenger")
-    assert ledger.join("r1", now=2.0) == ("duplicate", "challenger")
-    assert ledger.join("r2", now=2.0) == ("unknown", None)
+def _signer(key: bytes = b"k" * 32, deployment: str = "iris") -> tokens.Signer:
+    return tokens.Signer(key, deployment=deployment, random=os.urandom)
 
 
-def test_the_ledger_forgets_ids_after_the_ttl_and_beyond_its_bound() -> None:
-    ledger = feedback.FeedbackLedger(max_entries=100, ttl_seconds=10)
+def test_a_request_id_carries_its_variant_and_verifies_only_unaltered_and_within_the_ttl() -> None:
+    signer = _signer()
+    token = signer.issue("challenger", answered=True, now_ms=1_000)
+    claims = signer.verify(token, now_ms=2_000, ttl_ms=60_000)
+    assert (claims.variant, claims.answered, claims.issued_ms) == ("challenger", True, 1_000)
+    assert len(token) <= tokens.MAX_TOKEN_CHARS
+    assert not signer.verify(
+        signer.issue("stable", answered=False, now_ms=1_000), now_ms=1_000, ttl_ms=1
+    ).answered
+    with pytest.raises(tokens.TokenError, match="TTL"):
+        signer.verify(token, now_ms=61_001, ttl_ms=60_000)
+    head, mac = token.split(".")
+    for forged in (
+        head[:-1] + ("A" if head[-1] != "A" else "B") + "." + mac,  # another payload
+        head + "." + mac[:-1] + ("A" if mac[-1] != "A" else "B"),  # another tag
+        head,
+        "",
+        "x" * 5000,
+        "..",
+    ):
+        with pytest.raises(tokens.TokenError):
+            signer.verify(forged, now_ms=2_000, ttl_ms=60_000)
+    # Another key, or another deployment under the same key: not ours.
+    for other in (_signer(b"q" * 32), _signer(deployment="wine")):
+        with pytest.raises(tokens.TokenError):
+            other.verify(token, now_ms=2_000, ttl_ms=60_000)
+
+
+def test_request_ids_never_repeat_and_share_no_guessable_part() -> None:
+    signer = _signer()
+    ids = [signer.issue("stable", answered=True, now_ms=5) for _ in range(10_000)]
+    nonces = {signer.verify(t, now_ms=5, ttl_ms=1).nonce for t in ids}
+    assert len(set(ids)) == len(nonces) == 10_000
+
+
+async def test_the_in_process_dedup_says_first_once_per_id_within_the_ttl_and_stays_bounded() -> (
+    None
+):
+    clock = [0.0]
+    seen = dedup.MemoryDedup(max_entries=100, clock=lambda: clock[0])
+    assert await seen.first("a", ttl_ms=10_000)
+    assert not await seen.first("a", ttl_ms=10_000)
+    clock[0] = 11.0
+    assert await seen.first("a", ttl_ms=10_000)  # expired: forgotten
     for i in range(250):
-        ledger.record(f"r{i}", "stable", now=float(i) * 0.01)
-    assert len(ledger) == 100
-    assert ledger.join("r0", now=3.0)[0] == "unknown"  # pushed out by the size bound
-    assert ledger.join("r249", now=3.0)[0] == "joined"
-    assert ledger.join("r248", now=20.0)[0] == "unknown"  # expired
-    assert len(ledger) == 0
+        await seen.first(f"n{i}", ttl_ms=10_000)
+    assert len(seen) == 100
+    assert seen.evicted == 151  # "a" and the 150 oldest, pushed out by the bound
+
+
+@pytest.mark.parametrize(
+    ("value", "declared", "fragment"),
+    [
+        ("1", None, "JSON number"),
+        (True, None, "JSON number"),
+        (None, None, "JSON number"),
+        (10**400, None, "finite"),
+        (math.inf, None, "finite"),
+        (math.nan, None, "finite"),
+        (1.7e308, None, "MODELPILOT_ROUTER_REWARD_LIMIT"),
+        (0.5, routes.Reward(type="binary"), "binary"),
+        (2, routes.Reward(type="binary"), "binary"),
+        (-11, routes.Reward(type="continuous", minimum=-10, maximum=10), "range"),
+        (1e7, routes.Reward(type="continuous", minimum=-10), "REWARD_LIMIT"),
+    ],
+)
+def test_a_reward_outside_the_declared_kind_is_refused_naming_the_field(
+    value: object, declared: routes.Reward | None, fragment: str
+) -> None:
+    with pytest.raises(feedback.RewardError) as info:
+        feedback.check_reward(value, declared, limit=1e6)
+    assert str(info.value).startswith("reward: ")
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "declared"),
+    [
+        (0, routes.Reward(type="binary")),
+        (1.0, routes.Reward(type="binary")),
+        (-10, routes.Reward(type="continuous", minimum=-10, maximum=10)),
+        (-1e6, None),
+        (12.5, routes.Reward(type="continuous")),
+    ],
+)
+def test_a_reward_of_the_declared_kind_is_taken_as_a_float(
+    value: float, declared: routes.Reward | None
+) -> None:
+    assert feedback.check_reward(value, declared, limit=1e6) == float(value)
 
 
 def _samples(exposition: bytes) -> dict[tuple[str, str], float]:
@@ -196,16 +274,18 @@ def _samples(exposition: bytes) -> dict[tuple[str, str], float]:
     }
 
 
-def test_feedback_adds_each_reward_to_the_count_sum_and_sum_of_squares_in_stats_and_metrics() -> (
+async def test_feedback_adds_each_reward_to_count_sum_and_sum_of_squares_in_stats_and_metrics() -> (
     None
 ):
-    router = proxy.Router(settings.RouterSettings(deployment="iris"))
+    router = proxy.Router(settings.RouterSettings(deployment="iris", feedback_key="k" * 32))
+    router.set_routes(routes.parse_routes(_doc()))
+    assert router.signer is not None
     rewards = [2.5, -4.0, 0.5, 1e-3, -0.25]
-    for i, reward in enumerate(rewards):
-        router.ledger.record(f"r{i}", "challenger", now=time.monotonic())
-        assert router.feedback(f"r{i}", reward)["status"] == "joined"
+    ids = [router.signer.issue("challenger", answered=True, now_ms=_now_ms()) for _ in rewards]
+    for rid, reward in zip(ids, rewards, strict=True):
+        assert (await router.feedback(rid, reward))["status"] == "joined"
     # A duplicate changes nothing.
-    assert router.feedback("r0", 100.0)["status"] == "duplicate"
+    assert (await router.feedback(ids[0], 100.0))["status"] == "duplicate"
 
     stats = router.stats()["variants"]["challenger"]
     assert stats["rewards"] == len(rewards)
@@ -223,3 +303,7 @@ def test_feedback_adds_each_reward_to_the_count_sum_and_sum_of_squares_in_stats_
         stats["reward_sum_squares"]
     )
     assert got[("modelpilot_router_rewards_total", "challenger")] == len(rewards)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

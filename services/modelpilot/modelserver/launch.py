@@ -8,6 +8,7 @@ as `asgi` is, so the router can import it.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import NoReturn, Protocol, TypeVar
@@ -57,8 +58,15 @@ def settings_from_env(cls: type[SettingsT], *, prog: str) -> SettingsT:
         fail(prog, f"{prefix}{field.upper()}: {first['msg']}")
 
 
-def serve(create_app: Callable[[ConfigT], ASGIApp], config: ConfigT, *, prog: str) -> None:
-    """Build the ASGI app from `config` and run it under uvicorn until the process is stopped."""
+def serve(
+    create_app: Callable[[ConfigT], ASGIApp],
+    config: ConfigT,
+    *,
+    prog: str,
+    http: type[asyncio.Protocol] | str = "auto",
+) -> None:
+    """Build the ASGI app from `config` and run it under uvicorn until the process is stopped;
+    `http` is uvicorn's HTTP protocol (a class, e.g. the router's bounded-head one)."""
     try:
         application = create_app(config)
     except errors.InputError as exc:
@@ -70,4 +78,5 @@ def serve(create_app: Callable[[ConfigT], ASGIApp], config: ConfigT, *, prog: st
         log_level=config.log_level,
         access_log=False,
         timeout_keep_alive=int(config.keep_alive_seconds),
+        http=http,  # a name, or a protocol class (uvicorn takes both)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelpilot.modelserver import launch
-from modelpilot.router import app, settings
+from modelpilot.router import app, headlimit, settings
 
 PROG = "modelpilot-router"
 
@@ -13,7 +13,14 @@ def main() -> None:
 
 
 def run(config: settings.RouterSettings) -> None:
-    launch.serve(app.create_asgi, config, prog=PROG)
+    launch.serve(
+        app.create_asgi,
+        config,
+        prog=PROG,
+        http=headlimit.protocol(
+            config.max_header_bytes, setting="MODELPILOT_ROUTER_MAX_HEADER_BYTES"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import fastapi.responses
 import pydantic
 
 from modelpilot.modelserver import asgi
-from modelpilot.router import proxy, settings, sources
+from modelpilot.router import proxy, settings, sources, tokens
 
 _INFER_BODY = {
     "requestBody": {
@@ -29,16 +29,39 @@ _INFER_BODY = {
 
 
 class Feedback(pydantic.BaseModel):
-    """A delayed reward for one earlier request (its `X-Request-Id`)."""
+    """A delayed reward for one earlier request (its `X-Request-Id`).
 
-    request_id: str = pydantic.Field(min_length=1, max_length=128)
-    reward: float = pydantic.Field(allow_inf_nan=False)
+    `reward` is taken as sent (a JSON number) and checked against the experiment's declared
+    reward by `proxy.Router.feedback`: no coercion of `"1"` or `true`.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    request_id: str = pydantic.Field(min_length=1, max_length=tokens.MAX_TOKEN_CHARS)
+    reward: pydantic.JsonValue
+
+
+class _BodyLimit(asgi.BodyLimit):
+    """The shared body limit, whose 413 names the router's own setting."""
+
+    async def _reject(self, send: Any, size: int) -> None:
+        await _send_json(
+            send,
+            413,
+            {
+                "error": f"request body: {size} bytes or more, at most {self.limit} allowed "
+                "(MODELPILOT_ROUTER_MAX_BODY_BYTES)"
+            },
+        )
 
 
 def _source(config: settings.RouterSettings, router: proxy.Router) -> Any:
     if config.routes_file:
         return sources.FileSource(
-            config.routes_file, poll_seconds=config.poll_seconds, on_routes=router.set_routes
+            config.routes_file,
+            poll_seconds=config.poll_seconds,
+            on_routes=router.set_routes,
+            on_rejected=router.routes_rejected,
         )
     if config.configmap and config.namespace:
         return sources.ConfigMapSource(
@@ -46,6 +69,7 @@ def _source(config: settings.RouterSettings, router: proxy.Router) -> Any:
             name=config.configmap,
             key=config.configmap_key,
             on_routes=router.set_routes,
+            on_rejected=router.routes_rejected,
         )
     from modelpilot import errors
 
@@ -76,6 +100,9 @@ class FastPath:
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/v2"):
+            await self._read_stable(scope, send)
+            return
         if scope["type"] != "http" or scope["method"] != "POST" or not _is_inference(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -112,6 +139,30 @@ class FastPath:
                     (b"content-length", str(len(answer.body)).encode()),
                     (b"x-request-id", answer.request_id.encode("latin-1")),
                     (b"x-modelpilot-variant", answer.variant.encode("latin-1")),
+                    *answer.extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _read_stable(self, scope: Any, send: Any) -> None:
+        """The Open Inference Protocol's GET routes (health, server and model metadata, model
+        readiness) as the stable variant answers them, so the protocol's clients work through
+        the router (issue 16)."""
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else scope["path"]
+        try:
+            answer = await self.router.read_stable(path)
+        except proxy.RouterError as exc:
+            await _send_json(send, exc.status, {"error": exc.message})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", answer.content_type.encode("latin-1")),
+                    (b"content-length", str(len(answer.body)).encode()),
                 ],
             }
         )
@@ -169,7 +220,11 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
             content=answer.body,
             status_code=answer.status,
             media_type=answer.content_type,
-            headers={"X-Request-Id": answer.request_id, "X-Modelpilot-Variant": answer.variant},
+            headers={
+                "X-Request-Id": answer.request_id,
+                "X-Modelpilot-Variant": answer.variant,
+                **{k.decode("latin-1"): v.decode("latin-1") for k, v in answer.extra},
+            },
         )
 
     responses: dict[int | str, dict[str, Any]] = {
@@ -185,9 +240,17 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     async def infer(name: str, request: fastapi.Request) -> fastapi.responses.Response:
         return await _forward(request, f"/v2/models/{name}/infer")
 
-    @app.post("/feedback", responses={404: {"description": "Unknown or expired request id"}})
+    @app.post(
+        "/feedback",
+        responses={
+            404: {"description": "Not a request id of this deployment's routers, or expired"},
+            409: {"description": "The request was not answered successfully"},
+            422: {"description": "The reward is not of the experiment's declared type"},
+            503: {"description": "Not ready, or the feedback store did not answer: retry"},
+        },
+    )
     async def feedback(body: Feedback) -> dict[str, Any]:
-        return router.feedback(body.request_id, body.reward)
+        return await router.feedback(body.request_id, body.reward)
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
@@ -201,11 +264,15 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    @app.get("/readyz", responses={503: {"description": "No routes yet"}})
+    @app.get(
+        "/readyz",
+        responses={503: {"description": "No routes yet, no key yet, or routes invalid too long"}},
+    )
     async def ready() -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse(
-            {"ready": router.ready}, status_code=200 if router.ready else 503
-        )
+        reason = router.readiness()
+        if reason is None:
+            return fastapi.responses.JSONResponse({"ready": True})
+        return fastapi.responses.JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> fastapi.responses.Response:
@@ -213,7 +280,7 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
             router.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
     return app
 
 

@@ -1,63 +1,53 @@
-"""Join delayed rewards to the variant that answered, by request id: bounded memory, a TTL.
+"""Which rewards `/feedback` takes: a JSON number of the declared kind, finite and bounded.
 
-Pure (the caller passes the clock). Design decision: entries live in one `OrderedDict` (a linked
-list, unlike a plain dict, whose iteration from the front slows down as deleted slots pile up
-there), so the oldest entry is always first; expiry and the size bound both evict from the front in
-O(1), and an entry stays after its reward has been joined (marked) until it expires, which is what
-lets a duplicate be recognised and ignored instead of counted twice.
+Pure. The reward is checked against what the Experiment declared (`routes.policy.reward`): a
+binary reward is exactly 0 or 1; a continuous one a finite number within [minimum, maximum]. When
+nothing is declared (no Experiment runs, or a range without bounds) the router's own bound
+(`MODELPILOT_ROUTER_REWARD_LIMIT`) applies, so that the sums and sums of squares the operator reads
+from `/stats` stay finite however many rewards arrive (six rewards of 1.7e308 once made the sum
+infinite and `/stats` answer null). JSON strings and booleans are refused, not coerced: `"1"` and
+`true` are a client's bug, and counting them would hide it.
 """
 
 from __future__ import annotations
 
-import collections
-from dataclasses import dataclass
-from typing import Literal
+import math
+from typing import Any
+
+from modelpilot.api import constants
+from modelpilot.api import routes as routes_contract
 
 
-@dataclass
-class _Entry:
-    variant: str
-    at: float
-    joined: bool = False
+class RewardError(Exception):
+    """The reward is not one the experiment can count; the message names the field."""
 
 
-Outcome = Literal["joined", "duplicate", "unknown"]
+def check_reward(value: Any, declared: routes_contract.Reward | None, *, limit: float) -> float:
+    """The reward as a float, or `RewardError` saying what is allowed."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RewardError(f"reward: expected a JSON number, got {_show(value)}")
+    try:
+        reward = float(value)
+    except OverflowError as exc:  # an integer beyond a double's range
+        raise RewardError("reward: expected a finite number, got a huge integer") from exc
+    if not math.isfinite(reward):
+        raise RewardError(f"reward: expected a finite number, got {reward!r}")
+    if declared is not None and declared.type == constants.BINARY:
+        if reward not in (0.0, 1.0):
+            raise RewardError(f"reward: the experiment's reward is binary: 0 or 1, got {value!r}")
+        return reward
+    low = -limit if declared is None or declared.minimum is None else declared.minimum
+    high = limit if declared is None or declared.maximum is None else declared.maximum
+    if not low <= reward <= high:
+        source = (
+            "MODELPILOT_ROUTER_REWARD_LIMIT"
+            if declared is None or declared.minimum is None or declared.maximum is None
+            else "the experiment's reward range"
+        )
+        raise RewardError(f"reward: {reward!r} is outside [{low:g}, {high:g}] ({source})")
+    return reward
 
 
-class FeedbackLedger:
-    def __init__(self, *, max_entries: int, ttl_seconds: float) -> None:
-        self.max_entries = max_entries
-        self.ttl_seconds = ttl_seconds
-        self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
-        self.evicted = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _expire(self, now: float) -> None:
-        entries = self._entries
-        horizon = now - self.ttl_seconds
-        while entries:
-            oldest = next(iter(entries.values()))
-            if oldest.at >= horizon and len(entries) <= self.max_entries:
-                break
-            entries.popitem(last=False)
-            self.evicted += 1
-
-    def record(self, request_id: str, variant: str, *, now: float) -> None:
-        """Remember which variant answered `request_id`."""
-        old = self._entries.pop(request_id, None)
-        # A client that reuses a request id must not get a second reward in: keep `joined`.
-        self._entries[request_id] = _Entry(variant=variant, at=now, joined=bool(old and old.joined))
-        self._expire(now)
-
-    def join(self, request_id: str, *, now: float) -> tuple[Outcome, str | None]:
-        """Join a reward: ("joined", variant) once, then ("duplicate", variant); else unknown."""
-        self._expire(now)
-        entry = self._entries.get(request_id)
-        if entry is None:
-            return "unknown", None
-        if entry.joined:
-            return "duplicate", entry.variant
-        entry.joined = True
-        return "joined", entry.variant
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -50,6 +50,7 @@ class RouterMetrics:
     negative_reward_sum: Any
     reward_sum_squares: Any
     weight: Any
+    routes_rejected: Any
     _children: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _weights_seen: set[str] = field(default_factory=set)
 
@@ -126,4 +127,10 @@ def create_metrics(*, deployment: str) -> RouterMetrics:
             labels,
             registry=registry,
         ),
+        routes_rejected=prometheus_client.Counter(
+            "modelpilot_router_routes_rejected",
+            "Routes documents the router could not use (the last good routes stayed in force).",
+            ["deployment"],
+            registry=registry,
+        ).labels(deployment),
     )

@@ -8,22 +8,40 @@ challenger that fails (connection error, timeout, 5xx) is counted against the ch
 request is retried once on the stable variant, so a crashing challenger costs latency, never
 availability; 4xx answers are the client's fault and are passed through untouched.
 Routes are swapped as one immutable `Chooser`, so a request never sees half of an update.
+
+Rewards: the request id of every answer is a token signed by the deployment's key (`tokens`) that
+names the variant that answered, so any replica, a restarted one too, joins a reward without
+shared state on the request path; `/feedback` checks the reward against the declared type
+(`feedback`) and counts it only the first time its id is seen (`dedup`: a Redis/Valkey store the
+replicas share, or an in-process set). A client's own `X-Request-Id` is never used for attribution.
+Error answers name the variant and the kind of failure, never a backend's address.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import logging
-import math
+import os
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from modelpilot.router import feedback, metrics, policy, routes, settings, tally, upstream
+from modelpilot.api import routes as routes_contract
+from modelpilot.router import (
+    dedup,
+    feedback,
+    metrics,
+    policy,
+    routes,
+    settings,
+    tally,
+    tokens,
+    upstream,
+)
 
 log = logging.getLogger("modelpilot.router")
 
@@ -36,6 +54,7 @@ class Backend:
     status: int
     body: bytes
     content_type: str
+    extra: tuple[tuple[bytes, bytes], ...] = ()  # see upstream.Response.extra
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class Answer:
     content_type: str
     request_id: str
     variant: str
+    extra: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class RouterError(Exception):
@@ -54,22 +74,33 @@ class RouterError(Exception):
         self.message = message
 
 
-# Request ids: a random per-process prefix and a counter; unique across replicas and restarts, and
-# a tenth of the cost of uuid4 per request (no os.urandom call on the hot path).
-_PREFIX = uuid.uuid4().hex[:12]
-_COUNTER = itertools.count(1)
-
-
 # Forwarded as received besides the request id: the W3C Trace Context, so a trace spans the
 # router hop (as Envoy and nginx with OpenTelemetry pass it on). Nothing else of the client's
 # headers reaches a backend: the router is the trust boundary in front of the model servers.
-_PROPAGATED = ("traceparent", "tracestate")
+# The binary tensor data extension's header too: it says where the JSON part of the body ends.
+_PROPAGATED = ("traceparent", "tracestate", "inference-header-content-length")
 
 
-def _request_id(given: str | None) -> str:
-    if given and 0 < len(given) <= 128 and given.isprintable():
-        return given
-    return f"{_PREFIX}-{next(_COUNTER):x}"
+# Store entries outlive the id's TTL by the clock skew allowed between replicas.
+_SKEW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a backend did not answer: `detail` for the logs (it names the backend), `public` for
+    the client (the kind of failure only: backend addresses stay inside the cluster)."""
+
+    public: str
+    detail: str
+
+
+def _failure(exc: upstream.UpstreamError) -> Failure:
+    public = {
+        upstream.ConnectError: "could not connect",
+        upstream.UpstreamTimeoutError: "no answer in time",
+        upstream.ProtocolError: "broke HTTP",
+    }.get(type(exc), "failed")
+    return Failure(public=public, detail=f"{type(exc).__name__}: {exc}"[:200])
 
 
 class Router:
@@ -78,12 +109,31 @@ class Router:
         self.metrics = metrics.create_metrics(deployment=config.deployment)
         self.rng = np.random.default_rng(config.seed)
         self.chooser: policy.Chooser | None = None
-        self.ledger = feedback.FeedbackLedger(
-            max_entries=config.feedback_max_entries, ttl_seconds=config.feedback_ttl_seconds
-        )
         self.tallies: dict[str, tally.VariantTally] = {}
         self.routes_version = 0
         self.pool: upstream.Pool | None = None
+        # Routes documents rejected since the last good one: the first rejection's time, the reason.
+        self.routes_invalid_since: float | None = None
+        self.routes_invalid_reason = ""
+        self.ttl_ms = int(config.feedback_ttl_seconds * 1000)
+        self.dedup: dedup.Dedup
+        if config.feedback_store_url:
+            self.dedup = dedup.RedisDedup(
+                config.feedback_store_url,
+                prefix=f"modelpilot:router:{config.namespace or '-'}/{config.deployment}:",
+                timeout_seconds=config.feedback_store_timeout_seconds,
+            )
+        else:
+            self.dedup = dedup.MemoryDedup(
+                max_entries=config.feedback_max_entries, clock=time.monotonic
+            )
+        self.signer: tokens.Signer | None = None
+        if config.feedback_key is not None:
+            self.signer = self._signer(config.feedback_key.get_secret_value().encode())
+        self._key_task: asyncio.Task[None] | None = None
+
+    def _signer(self, key: bytes) -> tokens.Signer:
+        return tokens.Signer(key, deployment=self.settings.deployment, random=os.urandom)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def open(self) -> None:
@@ -95,14 +145,42 @@ class Router:
             # connection the server is about to close.
             idle_seconds=30.0,
         )
+        if self.signer is not None:
+            return
+        if isinstance(self.dedup, dedup.RedisDedup):
+            self._key_task = asyncio.get_running_loop().create_task(self._fetch_key(self.dedup))
+        else:
+            log.warning(
+                "no MODELPILOT_ROUTER_FEEDBACK_KEY and no feedback store: request ids are signed "
+                "with a key of this process; rewards join only here, and not after a restart"
+            )
+            self.signer = self._signer(secrets.token_bytes(32))
+
+    async def _fetch_key(self, store: dedup.RedisDedup) -> None:
+        """The key the replicas share through the store; retried until the store answers."""
+        delay = 0.2
+        while True:
+            try:
+                self.signer = self._signer(await store.shared_key())
+                return
+            except dedup.StoreError as exc:
+                log.warning("request-id key: %s; retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
+        if self._key_task is not None:
+            self._key_task.cancel()
+            await asyncio.gather(self._key_task, return_exceptions=True)
         if self.pool is not None:
             await self.pool.close()
+        await self.dedup.close()
 
     def set_routes(self, new: routes.Routes) -> None:
         self.chooser = policy.Chooser(new, rng=self.rng)
         self.routes_version += 1
+        self.routes_invalid_since = None
+        self.routes_invalid_reason = ""
         self.metrics.set_weights({v.name: v.weight for v in new.variants})
         log.info(
             "routes %d in force: %s (%s)",
@@ -111,9 +189,33 @@ class Router:
             new.policy.type,
         )
 
+    def routes_rejected(self, reason: str) -> None:
+        """A routes source could not use its latest document (the last good routes stay)."""
+        self.metrics.routes_rejected.inc()
+        if self.routes_invalid_since is None:
+            self.routes_invalid_since = time.monotonic()
+        self.routes_invalid_reason = reason
+
+    def readiness(self) -> str | None:
+        """None when ready; else why not (the body of a 503 `/readyz`)."""
+        if self.chooser is None:
+            if self.routes_invalid_since is not None:
+                return f"no routes yet: the routes were rejected: {self.routes_invalid_reason}"
+            return "no routes yet: the routes ConfigMap or file has not been read"
+        if self.signer is None:
+            return f"request-id key: waiting for {self.dedup.where}"
+        grace = self.settings.routes_invalid_unready_seconds
+        since = self.routes_invalid_since
+        if grace > 0 and since is not None and time.monotonic() - since >= grace:
+            return (
+                f"routes: the latest document has been invalid for {time.monotonic() - since:.0f}"
+                f" s (the last good routes still serve): {self.routes_invalid_reason}"
+            )
+        return None
+
     @property
     def ready(self) -> bool:
-        return self.chooser is not None
+        return self.readiness() is None
 
     def _tally(self, variant: str) -> tally.VariantTally:
         t = self.tallies.get(variant)
@@ -124,17 +226,18 @@ class Router:
     # ---- forwarding ----------------------------------------------------------------------
     async def _send(
         self, variant: routes.Variant, path: str, body: bytes, headers: dict[str, str]
-    ) -> Backend | str:
-        """The backend's response, or a one-line reason it failed (error or 5xx)."""
+    ) -> Backend | Failure:
+        """The backend's response, or why it failed (error or 5xx)."""
         assert self.pool is not None  # opened in the app's lifespan
         children = self.metrics.children(variant.name)
         record = self._tally(variant.name)
         start = time.perf_counter()
-        failure: Backend | str
+        failure: Backend | Failure
         try:
             origin = self.pool.origin(variant.url)
         except upstream.TargetError as exc:  # the routes' URL, not the client's request
-            origin, failure = None, f"routes: {exc}"[:200]
+            origin = None
+            failure = Failure(public="has an invalid URL in the routes", detail=str(exc)[:200])
         if origin is not None:
             try:
                 # The path is forwarded as the client sent it (already percent-encoded).
@@ -142,80 +245,135 @@ class Router:
             except upstream.TargetError as exc:
                 raise RouterError(400, str(exc)) from exc
             except upstream.UpstreamError as exc:
-                failure = f"{type(exc).__name__}: {exc}"[:200]
+                failure = _failure(exc)
             else:
                 failure = (
-                    Backend(response.status, response.body, response.content_type)
+                    Backend(response.status, response.body, response.content_type, response.extra)
                     if response.status < 500
-                    else f"HTTP {response.status}"
+                    else Failure(
+                        public=f"answered HTTP {response.status}",
+                        detail=f"HTTP {response.status}",
+                    )
                 )
         elapsed = time.perf_counter() - start
         children[0].inc()
         children[2].observe(elapsed)
         record.requests += 1
         record.latency(elapsed)
-        if isinstance(failure, str):
+        if isinstance(failure, Failure):
             children[1].inc()
             record.errors += 1
         return failure
 
     async def forward(self, path: str, body: bytes, incoming: Mapping[str, str]) -> Answer:
         """Answer one inference request; `incoming` are its headers (case-insensitive)."""
-        chooser = self.chooser
+        chooser, signer = self.chooser, self.signer
         if chooser is None:
             raise RouterError(503, "no routes yet: the routes ConfigMap or file has not been read")
-        rid = _request_id(incoming.get("x-request-id"))
+        if signer is None:
+            raise RouterError(503, f"request-id key: waiting for {self.dedup.where}")
         sticky = chooser.sticky_header
         index = chooser.choose(incoming.get(sticky) if sticky is not None else None)
         variant = chooser.routes.variants[index]
-        headers = {
-            "content-type": incoming.get("content-type") or "application/json",
-            "x-request-id": rid,
-        }
+        # The backend sees the client's X-Request-Id (a correlation id for its logs, if any);
+        # attribution only ever uses the signed id this router issues below.
+        headers = {"content-type": incoming.get("content-type") or "application/json"}
+        given = incoming.get("x-request-id")
+        if given is not None:
+            headers["x-request-id"] = given
         for name in _PROPAGATED:
             value = incoming.get(name)
             if value is not None:
                 headers[name] = value
         result = await self._send(variant, path, body, headers)
-        if isinstance(result, str) and variant.name != chooser.routes.stable:
+        if isinstance(result, Failure) and variant.name != chooser.routes.stable:
             # A failing challenger must not fail the request: retry on the stable variant.
             failed = variant
             variant = chooser.routes.variants[chooser.routes.stable_index]
             self.metrics.children(failed.name)[3].inc()
             self._tally(failed.name).fallbacks += 1
-            log.warning("variant %s failed (%s); answered by %s", failed.name, result, variant.name)
+            log.warning(
+                "variant %s failed (%s); answered by %s", failed.name, result.detail, variant.name
+            )
             result = await self._send(variant, path, body, headers)
-        if isinstance(result, str):
-            raise RouterError(502, f"variant {variant.name} failed: {result}")
-        self.ledger.record(rid, variant.name, now=time.monotonic())
+        if isinstance(result, Failure):
+            log.warning("variant %s failed (%s); answered 502", variant.name, result.detail)
+            raise RouterError(502, f"variant {variant.name} {result.public}")
         return Answer(
             status=result.status,
             body=result.body,
             content_type=result.content_type,
-            request_id=rid,
+            request_id=signer.issue(
+                variant.name,
+                answered=200 <= result.status < 300,
+                now_ms=int(time.time() * 1000),
+            ),
             variant=variant.name,
+            extra=result.extra,
         )
 
+    async def read_stable(self, path: str) -> Backend:
+        """GET `path` (the protocol's health and metadata routes) from the stable variant, as
+        answered: these are no inference traffic, so nothing is drawn or counted."""
+        chooser = self.chooser
+        if chooser is None or self.pool is None:
+            raise RouterError(503, "no routes yet: the routes ConfigMap or file has not been read")
+        variant = chooser.routes.variants[chooser.routes.stable_index]
+        try:
+            origin = self.pool.origin(variant.url)
+            response = await self.pool.request(origin, path, body=b"", headers={}, method=b"GET")
+        except upstream.TargetError as exc:
+            raise RouterError(400, str(exc)) from exc
+        except upstream.UpstreamError as exc:
+            log.warning("variant %s failed (%s); answered 502", variant.name, exc)
+            raise RouterError(502, f"variant {variant.name} {_failure(exc).public}") from exc
+        return Backend(response.status, response.body, response.content_type, response.extra)
+
     # ---- feedback and stats --------------------------------------------------------------
-    def feedback(self, request_id: str, reward: float) -> dict[str, Any]:
-        if not math.isfinite(reward):
-            raise RouterError(422, "reward: expected a finite number")
-        outcome, variant = self.ledger.join(request_id, now=time.monotonic())
-        if outcome == "unknown" or variant is None:
-            raise RouterError(
-                404,
-                f"request_id {request_id!r}: unknown, or older than the feedback TTL "
-                f"({self.settings.feedback_ttl_seconds:g} s)",
+    async def feedback(self, request_id: str, reward: object) -> dict[str, Any]:
+        """Join one reward: "joined" the first time its request id is seen, "duplicate" after;
+        RouterError 422 (reward), 404 (not an id of ours, or expired), 409 (the request was not
+        answered successfully), 503 (no routes yet, or the store did not answer: retry)."""
+        chooser, signer = self.chooser, self.signer
+        if chooser is None or signer is None:
+            raise RouterError(503, "not ready: " + (self.readiness() or "starting"))
+        try:
+            value = feedback.check_reward(
+                reward, chooser.routes.policy.reward, limit=self.settings.reward_limit
             )
-        if outcome == "joined":
-            children = self.metrics.children(variant)
+        except feedback.RewardError as exc:
+            raise RouterError(422, str(exc)) from exc
+        shown = request_id if len(request_id) <= 80 else request_id[:77] + "..."
+        try:
+            claims = signer.verify(request_id, now_ms=int(time.time() * 1000), ttl_ms=self.ttl_ms)
+        except tokens.TokenError as exc:
+            raise RouterError(404, f"request_id {shown!r}: {exc}") from exc
+        if not claims.answered:
+            raise RouterError(
+                409,
+                f"request_id {shown!r}: that request was not answered successfully, "
+                "so it takes no reward",
+            )
+        try:
+            first = await self.dedup.first(claims.nonce, ttl_ms=self.ttl_ms + _SKEW_MS)
+        except dedup.StoreError as exc:
+            log.warning("feedback store: %s", exc)
+            raise RouterError(
+                503, "feedback store unavailable: the reward was not counted; retry later"
+            ) from exc
+        if first:
+            children = self.metrics.children(claims.variant)
             children[4].inc()
-            children[5].inc(reward)
-            record = self._tally(variant)
+            children[5].inc(value)
+            record = self._tally(claims.variant)
             record.rewards += 1
-            record.reward_sum += reward
-            record.reward_sum_squares += reward * reward
-        return {"status": outcome, "request_id": request_id, "variant": variant}
+            record.reward_sum += value
+            record.reward_sum_squares += value * value
+        return {
+            "status": "joined" if first else "duplicate",
+            "request_id": request_id,
+            "variant": claims.variant,
+        }
 
     def stats(self) -> dict[str, Any]:
         chooser = self.chooser
@@ -234,24 +392,7 @@ class Router:
         chooser = self.chooser
         if chooser is None:
             raise RouterError(503, "no routes yet")
-        r = chooser.routes
-        return {
-            "deployment": r.deployment,
-            "stable": r.stable,
-            "policy": {
-                "type": r.policy.type,
-                "epsilon": r.policy.epsilon,
-                "stickyHeader": r.policy.sticky_header,
-            },
-            "variants": [
-                {
-                    "name": v.name,
-                    "url": v.url,
-                    "weight": v.weight,
-                    "modelVersion": v.model_version,
-                    "posterior": vars(v.posterior),
-                }
-                for v in r.variants
-            ],
-            "version": self.routes_version,
-        }
+        document = routes_contract.dump(chooser.routes)
+        for variant in document["variants"]:
+            del variant["url"]  # backend addresses stay inside the cluster
+        return {**document, "version": self.routes_version}

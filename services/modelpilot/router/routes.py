@@ -19,6 +19,7 @@ Beta = contract.Beta
 Gaussian = contract.Gaussian
 Variant = contract.Variant
 Policy = contract.Policy
+Reward = contract.Reward
 Routes = contract.Routes
 InvalidRoutes = contract.InvalidRoutes
 

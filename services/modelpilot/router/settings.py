@@ -53,14 +53,60 @@ class RouterSettings(pydantic_settings.BaseSettings):
     max_body_bytes: int = pydantic.Field(default=1_048_576, gt=0, description="Largest body (413).")
     """Largest request body forwarded; larger ones get 413."""
 
-    feedback_ttl_seconds: float = pydantic.Field(default=3600.0, gt=0, description="Feedback TTL.")
-    """How long a request id can still receive its reward."""
+    feedback_ttl_seconds: float = pydantic.Field(
+        default=3600.0, gt=0, le=30 * 86400, description="Feedback TTL."
+    )
+    """How long a request id can still receive its reward (checked against the time signed into
+    the id, so it holds across replicas and restarts)."""
 
-    feedback_max_entries: int = pydantic.Field(default=200_000, gt=0, description="Ledger bound.")
-    """Most request ids remembered for feedback (the oldest are forgotten first)."""
+    feedback_max_entries: int = pydantic.Field(
+        default=200_000, gt=0, description="In-process de-duplication bound."
+    )
+    """Without a store: most joined request ids remembered to refuse their duplicates (the oldest
+    are forgotten first; should exceed the rewards of one TTL)."""
+
+    feedback_key: pydantic.SecretStr | None = pydantic.Field(
+        default=None, description="Key that signs request ids (shared by the replicas)."
+    )
+    """HMAC-SHA256 key of the request ids (at least 16 bytes; from a Secret). Every replica of a
+    router Deployment needs the same key to join the others' rewards. Unset: the key kept in the
+    feedback store (the first replica writes a random one), else a random key of this process
+    (rewards then join only here and only until it restarts)."""
+
+    feedback_store_url: str | None = pydantic.Field(
+        default=None, description="Redis/Valkey URL for exactly-once rewards across replicas."
+    )
+    """`redis://[:password@]host:port/db` of the Redis or Valkey server the replicas share to count
+    each reward once. Unset: an in-process set (one replica)."""
+
+    feedback_store_timeout_seconds: float = pydantic.Field(
+        default=0.5, gt=0, description="Timeout of one call to the feedback store."
+    )
+    """A `/feedback` whose store call takes longer answers 503 (not counted: retry it)."""
+
+    reward_limit: float = pydantic.Field(
+        default=1e6, gt=0, le=1e12, description="Largest |reward| when none is declared."
+    )
+    """Bound on the magnitude of a reward when the routes declare no range (no Experiment, or a
+    continuous reward without minimum/maximum): sums and sums of squares stay finite."""
 
     poll_seconds: float = pydantic.Field(default=0.1, gt=0, description="Routes file poll period.")
     """How often the routes file is checked for a change."""
+
+    routes_invalid_unready_seconds: float = pydantic.Field(
+        default=120.0,
+        ge=0,
+        description="Unready after the routes stay invalid this long (0: never).",
+    )
+    """When the latest routes document stays invalid (or unreadable) this long, `/readyz` answers
+    503 with the reason, while the last good routes keep serving. Longer than the operator's resync
+    (60 s), which rewrites a ConfigMap edited by hand, so only a lasting fault shows."""
+
+    max_header_bytes: int = pydantic.Field(
+        default=32_768, ge=1024, description="Largest request line + headers (431 above)."
+    )
+    """Largest request head (request line and headers) read; a larger one gets 431 and the
+    connection is closed, before the head is held in memory (nginx allows 4 x 8 KiB)."""
 
     seed: int | None = pydantic.Field(default=None, description="Seed of the variant draws.")
     """Seed of the per-request draws (tests); random when unset."""
