@@ -7,16 +7,85 @@ ModelDeployment's own model and has no entry in `variants`; its name `stable` is
 
 from __future__ import annotations
 
-from modelpilot.api import common
+from dataclasses import dataclass
+
+from modelpilot.api import common, constants
 from modelpilot.api import schema as s
 
-KIND = "Experiment"
+KIND = constants.EXPERIMENT_KIND
 PLURAL = "experiments"
 
-POLICY_TYPES = ["thompson", "epsilon-greedy", "fixed"]
-REWARD_TYPES = ["binary", "continuous"]
-PHASES = ["Pending", "Running", "Promoted", "RolledBack", "Concluded", "Failed"]
+POLICY_TYPES: list[str] = list(constants.POLICY_TYPES)
+REWARD_TYPES: list[str] = list(constants.REWARD_TYPES)
+PHASES: list[str] = list(constants.PHASES)
 MAX_VARIANTS = 8
+VARIANT_NAME_MAX = 20
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A numeric spec field's default and bounds, written once: the CRD schema below renders them
+    and the operator's parser (`modelpilot.operator.experiment.spec`) checks them."""
+
+    default: int | float | None
+    minimum: int | float
+    maximum: int | float
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+
+    def admits(self, value: float) -> bool:
+        above = value > self.minimum if self.exclusive_minimum else value >= self.minimum
+        below = value < self.maximum if self.exclusive_maximum else value <= self.maximum
+        return above and below
+
+    def describe(self) -> str:
+        """`[0, 100]`, `(0, 600000]`, `[0.5, 1)`."""
+        low = "(" if self.exclusive_minimum else "["
+        high = ")" if self.exclusive_maximum else "]"
+        return f"{low}{self.minimum:g}, {self.maximum:g}{high}"
+
+
+REPLICAS = Bound(default=1, minimum=0, maximum=100)
+VARIANT_WEIGHT = Bound(default=None, minimum=0, maximum=100)
+MIN_WEIGHT = Bound(default=5, minimum=0, maximum=100)
+MAX_WEIGHT = Bound(default=90, minimum=0, maximum=100)
+EPSILON = Bound(default=0.1, minimum=0, maximum=1)
+STABLE_WEIGHT = Bound(default=None, minimum=0, maximum=100)
+MIN_SAMPLES_PER_VARIANT = Bound(default=1000, minimum=1, maximum=1_000_000_000)
+PROBABILITY_TO_BE_BEST = Bound(default=0.95, minimum=0.5, maximum=1, exclusive_maximum=True)
+MAX_ERROR_RATE = Bound(default=0.02, minimum=0, maximum=1)
+MAX_LATENCY_P99_MS = Bound(default=250, minimum=0, maximum=600_000, exclusive_minimum=True)
+SRM_P_VALUE = Bound(default=0.001, minimum=1e-12, maximum=0.5)
+"""The sample-ratio-mismatch alarm level. Not a CRD field (the API server prunes it): the parser
+reads `spec.stopping.srmPValue` only from specs handed to it directly (tests, simulations)."""
+
+DEFAULT_POLICY = constants.THOMPSON
+DEFAULT_REWARD = constants.BINARY
+DEFAULT_ON_SUCCESS = constants.PROMOTE
+DEFAULT_UPDATE_INTERVAL = "30s"
+DEFAULT_MAX_DURATION = "24h"
+
+
+def _int(description: str, bound: Bound) -> s.Schema:
+    if bound.exclusive_minimum or bound.exclusive_maximum:
+        raise ValueError("integer bounds are inclusive in this API")
+    return s.integer(
+        description,
+        default=None if bound.default is None else int(bound.default),
+        minimum=int(bound.minimum),
+        maximum=int(bound.maximum),
+    )
+
+
+def _num(description: str, bound: Bound) -> s.Schema:
+    return s.number(
+        description,
+        default=bound.default,
+        minimum=bound.minimum,
+        maximum=bound.maximum,
+        exclusive_minimum=bound.exclusive_minimum or None,
+        exclusive_maximum=bound.exclusive_maximum or None,
+    )
 
 
 def _variant() -> s.Schema:
@@ -28,16 +97,13 @@ def _variant() -> s.Schema:
                 "for the ModelDeployment's own model.",
                 pattern=s.DNS1123_LABEL,
                 min_length=1,
-                max_length=20,
+                max_length=VARIANT_NAME_MAX,
             ),
             "model": common.model_reference("The registered model version this variant serves."),
-            "replicas": s.integer(
-                "Model-server pods for this variant.", default=1, minimum=0, maximum=100
-            ),
-            "weight": s.integer(
+            "replicas": _int("Model-server pods for this variant.", REPLICAS),
+            "weight": _int(
                 "Traffic percentage under the fixed policy (ignored by the bandit policies).",
-                minimum=0,
-                maximum=100,
+                VARIANT_WEIGHT,
             ),
         },
         required=["name", "model"],
@@ -65,7 +131,7 @@ def _spec() -> s.Schema:
                         "variant names must be unique",
                     ),
                     s.rule(
-                        "self.all(v, v.name != 'stable')",
+                        f"self.all(v, v.name != '{constants.STABLE}')",
                         "variant name 'stable' is reserved for the ModelDeployment's own model",
                     ),
                 ],
@@ -76,35 +142,25 @@ def _spec() -> s.Schema:
                     "type": s.string(
                         "thompson (Beta/Gaussian Thompson sampling), epsilon-greedy, or fixed.",
                         enum=POLICY_TYPES,
-                        default="thompson",
+                        default=DEFAULT_POLICY,
                         max_length=16,
                     ),
-                    "minWeight": s.integer(
+                    "minWeight": _int(
                         "Smallest traffic percentage any variant gets (exploration floor).",
-                        default=5,
-                        minimum=0,
-                        maximum=100,
+                        MIN_WEIGHT,
                     ),
-                    "maxWeight": s.integer(
+                    "maxWeight": _int(
                         "Largest traffic percentage any variant gets before the decision.",
-                        default=90,
-                        minimum=0,
-                        maximum=100,
+                        MAX_WEIGHT,
                     ),
-                    "epsilon": s.number(
-                        "Exploration probability of epsilon-greedy.",
-                        default=0.1,
-                        minimum=0,
-                        maximum=1,
-                    ),
-                    "stableWeight": s.integer(
+                    "epsilon": _num("Exploration probability of epsilon-greedy.", EPSILON),
+                    "stableWeight": _int(
                         "Traffic percentage of the stable variant under the fixed policy.",
-                        minimum=0,
-                        maximum=100,
+                        STABLE_WEIGHT,
                     ),
                     "updateInterval": s.string(
                         "How often the posterior and the routes are updated (e.g. `30s`).",
-                        default="30s",
+                        default=DEFAULT_UPDATE_INTERVAL,
                         pattern=s.DURATION,
                         max_length=32,
                     ),
@@ -112,11 +168,11 @@ def _spec() -> s.Schema:
                 # The per-field defaults spelled out: the API server checks the CEL rule below
                 # against this default, to which the per-field defaults are not applied.
                 default={
-                    "type": "thompson",
-                    "minWeight": 5,
-                    "maxWeight": 90,
-                    "epsilon": 0.1,
-                    "updateInterval": "30s",
+                    "type": DEFAULT_POLICY,
+                    "minWeight": MIN_WEIGHT.default,
+                    "maxWeight": MAX_WEIGHT.default,
+                    "epsilon": EPSILON.default,
+                    "updateInterval": DEFAULT_UPDATE_INTERVAL,
                 },
                 rules=[
                     s.rule(
@@ -132,7 +188,7 @@ def _spec() -> s.Schema:
                     "type": s.string(
                         "binary (0/1, Beta-Bernoulli) or continuous (Gaussian).",
                         enum=REWARD_TYPES,
-                        default="binary",
+                        default=DEFAULT_REWARD,
                         max_length=16,
                     )
                 },
@@ -141,22 +197,17 @@ def _spec() -> s.Schema:
             "stopping": s.obj(
                 "When the experiment may decide.",
                 {
-                    "minSamplesPerVariant": s.integer(
+                    "minSamplesPerVariant": _int(
                         "Requests each variant must receive before a decision.",
-                        default=1000,
-                        minimum=1,
-                        maximum=1_000_000_000,
+                        MIN_SAMPLES_PER_VARIANT,
                     ),
-                    "probabilityToBeBest": s.number(
+                    "probabilityToBeBest": _num(
                         "Posterior probability to be best that declares a winner.",
-                        default=0.95,
-                        minimum=0.5,
-                        maximum=1,
-                        exclusive_maximum=True,
+                        PROBABILITY_TO_BE_BEST,
                     ),
                     "maxDuration": s.string(
                         "Longest the experiment runs before it concludes without a winner.",
-                        default="24h",
+                        default=DEFAULT_MAX_DURATION,
                         pattern=s.DURATION,
                         max_length=32,
                     ),
@@ -166,26 +217,20 @@ def _spec() -> s.Schema:
             "guardrails": s.obj(
                 "Service-level limits; a challenger breaching one is rolled back.",
                 {
-                    "maxErrorRate": s.number(
-                        "Largest error rate allowed (a fraction in [0, 1]).",
-                        default=0.02,
-                        minimum=0,
-                        maximum=1,
+                    "maxErrorRate": _num(
+                        "Largest error rate allowed (a fraction in [0, 1]).", MAX_ERROR_RATE
                     ),
-                    "maxLatencyP99Ms": s.number(
+                    "maxLatencyP99Ms": _num(
                         "Largest 99th-percentile latency allowed, in milliseconds.",
-                        default=250,
-                        minimum=0,
-                        exclusive_minimum=True,
-                        maximum=600_000,
+                        MAX_LATENCY_P99_MS,
                     ),
                 },
                 default={},
             ),
             "onSuccess": s.string(
                 "promote (the winner becomes the ModelDeployment's model) or report (only record).",
-                enum=["promote", "report"],
-                default="promote",
+                enum=list(constants.ON_SUCCESS),
+                default=DEFAULT_ON_SUCCESS,
                 max_length=16,
             ),
         },

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelpilot import errors
+from modelpilot.api import constants
+from modelpilot.api import experiment as crd
 
-STABLE = "stable"
+STABLE = constants.STABLE
 """The stable variant's name (the ModelDeployment's current model), per docs/architecture.md."""
 
-POLICY_TYPES = ("thompson", "epsilon-greedy", "fixed")
-REWARD_TYPES = ("binary", "continuous")
-ON_SUCCESS = ("promote", "report")
+POLICY_TYPES = constants.POLICY_TYPES
+REWARD_TYPES = constants.REWARD_TYPES
+ON_SUCCESS = constants.ON_SUCCESS
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -90,14 +92,16 @@ def _mapping(value: object, *, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _number(value: object, *, field: str, low: float, high: float, integer: bool = False) -> float:
+def _bounded(value: object, bound: crd.Bound, *, field: str, integer: bool = False) -> float:
+    """`value` checked against a bound of the CRD (`modelpilot.api.experiment`), the same one the
+    API server checks at admission, so an old object or a test's dict fails the same way."""
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
-        raise errors.InputError(f"{field}: must be {kind} in [{low:g}, {high:g}], got {value!r}")
+        raise errors.InputError(f"{field}: must be {kind} in {bound.describe()}, got {value!r}")
     assert isinstance(value, (int, float))  # narrowed above; for mypy only
-    if not low <= value <= high:
-        raise errors.InputError(f"{field}: must be in [{low:g}, {high:g}], got {value!r}")
+    if not bound.admits(value):
+        raise errors.InputError(f"{field}: must be in {bound.describe()}, got {value!r}")
     return float(value)
 
 
@@ -117,9 +121,14 @@ def _variants(raw: object) -> tuple[Variant, ...]:
         field = f"spec.variants[{i}]"
         v = _mapping(item, field=field)
         name = v.get("name")
-        if not isinstance(name, str) or not _DNS1123.match(name) or len(name) > 20:
+        if (
+            not isinstance(name, str)
+            or not _DNS1123.match(name)
+            or len(name) > crd.VARIANT_NAME_MAX
+        ):
             raise errors.InputError(
-                f"{field}.name: must be a DNS-1123 label of at most 20 characters, got {name!r}"
+                f"{field}.name: must be a DNS-1123 label of at most {crd.VARIANT_NAME_MAX} "
+                f"characters, got {name!r}"
             )
         if name in seen:
             raise errors.InputError(
@@ -138,11 +147,11 @@ def _variants(raw: object) -> tuple[Variant, ...]:
             raise errors.InputError(
                 f"{field}.model.version: must be a registered version number, got {version!r}"
             )
-        replicas = v.get("replicas", 1)
-        _number(replicas, field=f"{field}.replicas", low=0, high=100, integer=True)
+        replicas = v.get("replicas", crd.REPLICAS.default)
+        _bounded(replicas, crd.REPLICAS, field=f"{field}.replicas", integer=True)
         weight = v.get("weight")
         if weight is not None:
-            _number(weight, field=f"{field}.weight", low=0, high=100, integer=True)
+            _bounded(weight, crd.VARIANT_WEIGHT, field=f"{field}.weight", integer=True)
         out.append(Variant(name, model_name, version, int(replicas), weight))
     return tuple(out)
 
@@ -157,19 +166,21 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
 
     policy = _mapping(spec.get("policy"), field="spec.policy")
     policy_type = _choice(
-        policy.get("type", "thompson"), field="spec.policy.type", allowed=POLICY_TYPES
+        policy.get("type", crd.DEFAULT_POLICY), field="spec.policy.type", allowed=POLICY_TYPES
     )
     min_w = int(
-        _number(
-            policy.get("minWeight", 5), field="spec.policy.minWeight", low=0, high=100, integer=True
+        _bounded(
+            policy.get("minWeight", crd.MIN_WEIGHT.default),
+            crd.MIN_WEIGHT,
+            field="spec.policy.minWeight",
+            integer=True,
         )
     )
     max_w = int(
-        _number(
-            policy.get("maxWeight", 90),
+        _bounded(
+            policy.get("maxWeight", crd.MAX_WEIGHT.default),
+            crd.MAX_WEIGHT,
             field="spec.policy.maxWeight",
-            low=0,
-            high=100,
             integer=True,
         )
     )
@@ -183,9 +194,12 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
             f"[{min_w}, {max_w}] cannot give weights summing to 100"
         )
     interval = parse_duration(
-        policy.get("updateInterval", "30s"), field="spec.policy.updateInterval"
+        policy.get("updateInterval", crd.DEFAULT_UPDATE_INTERVAL),
+        field="spec.policy.updateInterval",
     )
-    epsilon = _number(policy.get("epsilon", 0.1), field="spec.policy.epsilon", low=0, high=1)
+    epsilon = _bounded(
+        policy.get("epsilon", crd.EPSILON.default), crd.EPSILON, field="spec.policy.epsilon"
+    )
     fixed: dict[str, int] = {}
     if policy_type == "fixed":
         # The CRD's shape: policy.stableWeight plus a weight on every challenger, summing to 100.
@@ -193,7 +207,7 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         if stable_w is None:
             raise errors.InputError("spec.policy.stableWeight: required when policy.type is fixed")
         fixed[STABLE] = int(
-            _number(stable_w, field="spec.policy.stableWeight", low=0, high=100, integer=True)
+            _bounded(stable_w, crd.STABLE_WEIGHT, field="spec.policy.stableWeight", integer=True)
         )
         for i, v in enumerate(variants):
             if v.weight is None:
@@ -209,40 +223,40 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
 
     reward = _mapping(spec.get("reward"), field="spec.reward")
     reward_type = _choice(
-        reward.get("type", "binary"), field="spec.reward.type", allowed=REWARD_TYPES
+        reward.get("type", crd.DEFAULT_REWARD), field="spec.reward.type", allowed=REWARD_TYPES
     )
 
     stopping = _mapping(spec.get("stopping"), field="spec.stopping")
     min_samples = int(
-        _number(
-            stopping.get("minSamplesPerVariant", 1000),
+        _bounded(
+            stopping.get("minSamplesPerVariant", crd.MIN_SAMPLES_PER_VARIANT.default),
+            crd.MIN_SAMPLES_PER_VARIANT,
             field="spec.stopping.minSamplesPerVariant",
-            low=1,
-            high=1e12,
             integer=True,
         )
     )
-    p_best = _number(
-        stopping.get("probabilityToBeBest", 0.95),
+    p_best = _bounded(
+        stopping.get("probabilityToBeBest", crd.PROBABILITY_TO_BE_BEST.default),
+        crd.PROBABILITY_TO_BE_BEST,
         field="spec.stopping.probabilityToBeBest",
-        low=0.5,
-        high=0.999999,
     )
-    max_duration = stopping.get("maxDuration", "24h")
+    max_duration = stopping.get("maxDuration", crd.DEFAULT_MAX_DURATION)
     max_duration_s = (
         None
         if max_duration is None
         else parse_duration(max_duration, field="spec.stopping.maxDuration")
     )
-    srm_p = _number(
-        stopping.get("srmPValue", 0.001), field="spec.stopping.srmPValue", low=1e-12, high=0.5
+    srm_p = _bounded(
+        stopping.get("srmPValue", crd.SRM_P_VALUE.default),
+        crd.SRM_P_VALUE,
+        field="spec.stopping.srmPValue",
     )
 
     guard = _mapping(spec.get("guardrails"), field="spec.guardrails")
-    max_err = guard.get("maxErrorRate", 0.02)
-    max_lat = guard.get("maxLatencyP99Ms", 250)
+    max_err = guard.get("maxErrorRate", crd.MAX_ERROR_RATE.default)
+    max_lat = guard.get("maxLatencyP99Ms", crd.MAX_LATENCY_P99_MS.default)
     on_success = _choice(
-        spec.get("onSuccess", "promote"), field="spec.onSuccess", allowed=ON_SUCCESS
+        spec.get("onSuccess", crd.DEFAULT_ON_SUCCESS), field="spec.onSuccess", allowed=ON_SUCCESS
     )
     return ExperimentSpec(
         deployment_ref=ref,
@@ -259,10 +273,10 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         max_duration_s=max_duration_s,
         max_error_rate=None
         if max_err is None
-        else _number(max_err, field="spec.guardrails.maxErrorRate", low=0, high=1),
+        else _bounded(max_err, crd.MAX_ERROR_RATE, field="spec.guardrails.maxErrorRate"),
         max_latency_p99_ms=None
         if max_lat is None
-        else _number(max_lat, field="spec.guardrails.maxLatencyP99Ms", low=0, high=1e7),
+        else _bounded(max_lat, crd.MAX_LATENCY_P99_MS, field="spec.guardrails.maxLatencyP99Ms"),
         on_success=on_success,
         srm_p_value=srm_p,
     )
