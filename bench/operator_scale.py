@@ -6,7 +6,8 @@ available, pods made Ready by kwok), and the operator's peak resident memory (Vm
 `modelpilot operator run` process, which authenticates with its own ServiceAccount token bound to
 the ClusterRole of `modelpilot.api.rbac`). Writes bench/out/operator.json (docs/architecture.md).
 
-    python bench/operator_scale.py [--count 200] [--out bench/out/operator.json]
+    python bench/operator_scale.py [--count 1000] [--resync-mode cache|relist]
+                                   [--out bench/out/operator.json]
 
 Design decision: the operator runs as a real subprocess (not in this process) so that its memory
 is measured alone, and extra fake kwok nodes are added so that 2N pods fit (110 pods per node);
@@ -84,7 +85,7 @@ def _ready_count(plane: controlplane.ControlPlane, namespace: str) -> int:
     return ready
 
 
-def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
+def run(count: int, out: Path, *, timeout: float, resync_mode: str = "cache") -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
         client = mlflow.tracking.MlflowClient(server.tracking_uri, server.tracking_uri)
@@ -122,6 +123,7 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
             "KUBECONFIG": str(kubeconfig),
             "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
             "MODELPILOT_OPERATOR_RESYNC_SECONDS": "300",
+            "MODELPILOT_OPERATOR_RESYNC_MODE": resync_mode,
             "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
             "MODELPILOT_OPERATOR_METRICS_PORT": "0",
         }
@@ -185,6 +187,7 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+            "resync_mode": resync_mode,
         },
         "figures": [
             {
@@ -225,11 +228,17 @@ def run(count: int, out: Path, *, timeout: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--out", type=Path, default=Path("bench/out/operator.json"))
+    parser.add_argument(
+        "--resync-mode",
+        choices=["cache", "relist"],
+        default="cache",
+        help="the operator's MODELPILOT_OPERATOR_RESYNC_MODE (relist: the former behaviour)",
+    )
     args = parser.parse_args(argv)
-    result = run(args.count, args.out, timeout=args.timeout)
+    result = run(args.count, args.out, timeout=args.timeout, resync_mode=args.resync_mode)
     print(json.dumps(result["figures"], indent=2))
     return 0
 

@@ -1,0 +1,282 @@
+"""Benchmark: the operator at rest with N ModelDeployments: API requests per second and CPU.
+
+One control plane, one MLflow server, N ModelDeployments (default 500) all Ready, then three
+windows of the same length, each after the operator in it has settled:
+
+    background  no operator: what the control plane does alone (kwok's leases, controllers)
+    relist      the former resync (MODELPILOT_OPERATOR_RESYNC_MODE=relist): a kopf timer per
+                object that re-resolves and re-applies everything, listing eight kinds
+    cache       the watch-driven operator (the default): checks against its watch cache
+
+Per window: the API server's `apiserver_request_total` (verb != WATCH) as requests per second,
+minus the background window's (what the operator adds); the CPU of the operator and of
+kube-apiserver (utime+stime from /proc) as a fraction of one core. Ratios are relist / cache.
+Writes bench/out/operator_idle.json (docs/architecture.md, "Benchmark output").
+
+    python bench/operator_idle.py [--count 500] [--window 120] [--resync 60]
+
+Design decision: both operators run on the same objects, one after the other (the cache operator
+finds them already converged, as after a restart), so the two windows differ only in the
+operator; a window starts after a full resync interval has passed, so each resync the operator
+does at rest falls inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow.tracking
+import operator_scale  # bench/ is on sys.path when run as a script
+import yaml
+
+from modelpilot.api import rbac, render
+from modelpilot.testing import controlplane, mlflow_server
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _requests(plane: controlplane.ControlPlane) -> dict[str, float]:
+    """apiserver_request_total summed by "VERB resource", WATCH excluded."""
+    status, text = plane.api_get("/metrics")
+    if status != 200 or not isinstance(text, str):
+        raise SystemExit(f"cannot read the API server's metrics: {status}")
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("verb") in ("WATCH", "WATCHLIST"):
+            continue
+        key = f"{labels.get('verb')} {labels.get('resource')}" + (
+            f"/{labels['subresource']}" if labels.get("subresource") else ""
+        )
+        out[key] = out.get(key, 0.0) + float(match["value"])
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
+
+
+def _apiserver_pid(plane: controlplane.ControlPlane) -> int:
+    groups = json.loads((plane.state_dir / "pids.json").read_text())["groups"]
+    return int(groups["kube-apiserver"])
+
+
+def _window(
+    plane: controlplane.ControlPlane, seconds: float, operator_pid: int | None
+) -> dict[str, Any]:
+    api_pid = _apiserver_pid(plane)
+    before, api0 = _requests(plane), _cpu_seconds(api_pid)
+    op0 = _cpu_seconds(operator_pid) if operator_pid else 0.0
+    started = time.monotonic()
+    time.sleep(seconds)  # a measurement window, not synchronisation
+    elapsed = time.monotonic() - started
+    after, api1 = _requests(plane), _cpu_seconds(api_pid)
+    op1 = _cpu_seconds(operator_pid) if operator_pid else 0.0
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    return {
+        "seconds": elapsed,
+        "requests_per_second": sum(delta.values()) / elapsed,
+        "by_request": {k: round(v / elapsed, 3) for k, v in sorted(delta.items()) if v > 0},
+        "apiserver_core": (api1 - api0) / elapsed,
+        "operator_core": (op1 - op0) / elapsed,
+    }
+
+
+@contextmanager
+def _operator(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(plane: controlplane.ControlPlane, count: int, timeout: float, log: Path) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if operator_scale._ready_count(plane, "bench") == count:
+            return time.monotonic() - started
+        time.sleep(2.0)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise SystemExit(f"not all {count} ModelDeployments Ready after {timeout:.0f}s\n{tail}")
+
+
+def run(*, count: int, window: float, resync: float, out: Path) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-operator-idle-"))
+    log = work / "operator.log"
+    with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
+        client = mlflow.tracking.MlflowClient(server.tracking_uri, server.tracking_uri)
+        experiment = client.create_experiment("bench")
+        client.create_registered_model("bench-model")
+        run_ = client.create_run(experiment)
+        client.create_model_version(
+            "bench-model", f"runs:/{run_.info.run_id}/model", run_.info.run_id
+        )
+        client.set_registered_model_alias("bench-model", "champion", "1")
+        render.write(render.crd_files(), work / "crds")
+        plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
+        plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
+        extra_nodes = math.ceil(2 * count / operator_scale.PODS_PER_NODE)
+        nodes = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [operator_scale._node(f"kwok-bench-{i}") for i in range(extra_nodes)],
+        }
+        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
+        for ns in ("modelpilot-system", "bench"):
+            plane.kubectl("create", "namespace", ns)
+        plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
+        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(rbac.build_cluster_role()))
+        plane.kubectl(
+            "create",
+            "clusterrolebinding",
+            "modelpilot-operator",
+            "--clusterrole=modelpilot-operator",
+            "--serviceaccount=modelpilot-system:modelpilot-operator",
+        )
+        kubeconfig = plane.kubeconfig_for_token(
+            plane.token_for("modelpilot-operator", "modelpilot-system")
+        )
+        base_env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
+            "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(resync),
+            "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
+            "MODELPILOT_OPERATOR_METRICS_PORT": "0",
+        }
+        items = [
+            {
+                "apiVersion": "modelpilot.io/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": f"md-{i:04d}", "namespace": "bench"},
+                "spec": {"model": {"name": "bench-model", "alias": "champion"}},
+            }
+            for i in range(count)
+        ]
+        windows: dict[str, dict[str, Any]] = {}
+        with _operator({**base_env, "MODELPILOT_OPERATOR_RESYNC_MODE": "relist"}, log) as proc:
+            plane.kubectl(
+                "apply",
+                "--server-side",
+                "-f",
+                "-",
+                input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}),
+                timeout=600,
+            )
+            ready_seconds = _wait_ready(plane, count, 1800, log)
+            time.sleep(resync)  # settle: every timer has fired once since the last rollout
+            windows["relist"] = _window(plane, window, proc.pid)
+        time.sleep(5.0)  # let the stopped operator's connections close
+        windows["background"] = _window(plane, window, None)
+        with _operator({**base_env, "MODELPILOT_OPERATOR_RESYNC_MODE": "cache"}, log) as proc:
+            _wait_ready(plane, count, 600, log)
+            time.sleep(resync)  # settle: the resume handlers and one periodic check are done
+            windows["cache"] = _window(plane, window, proc.pid)
+    background = windows["background"]["requests_per_second"]
+    relist, cache = windows["relist"], windows["cache"]
+
+    def figure(metric: str, value: float, base: float, unit: str) -> dict[str, Any]:
+        return {
+            "metric": metric,
+            "value": round(value, 4),
+            "unit": unit,
+            "baseline": "relist resync (former behaviour)",
+            "baseline_value": round(base, 4),
+            "ratio": round(base / value, 2) if value > 0 else None,
+            "better": "lower",
+        }
+
+    result = {
+        "name": "operator_idle",
+        "description": f"the operator at rest with {count} ModelDeployments (resync {resync:g} s)",
+        "params": {
+            "count": count,
+            "window_seconds": window,
+            "resync_seconds": resync,
+            "nodes": 1 + extra_nodes,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+            "seconds_to_all_ready_relist": round(ready_seconds, 1),
+        },
+        "figures": [
+            figure(
+                "operator_requests_per_second",
+                max(cache["requests_per_second"] - background, 0.0),
+                max(relist["requests_per_second"] - background, 0.0),
+                "req/s",
+            ),
+            figure(
+                "operator_cpu_fraction_of_core",
+                cache["operator_core"],
+                relist["operator_core"],
+                "core",
+            ),
+            figure(
+                "apiserver_cpu_fraction_of_core",
+                cache["apiserver_core"],
+                relist["apiserver_core"],
+                "core",
+            ),
+        ],
+        "windows": windows,
+        "notes": "requests = apiserver_request_total without WATCH, minus the window without "
+        f"an operator ({background:.2f} req/s: kwok leases, controllers); goals: under 1 "
+        "req/s and under 0.02 of a core for the operator.",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--window", type=float, default=120.0)
+    parser.add_argument("--resync", type=float, default=60.0)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/operator_idle.json"))
+    args = parser.parse_args(argv)
+    result = run(count=args.count, window=args.window, resync=args.resync, out=args.out)
+    for fig in result["figures"]:
+        print(
+            f"{fig['metric']}: {fig['value']} {fig['unit']} "
+            f"(relist {fig['baseline_value']}, ratio {fig['ratio']}x)"
+        )
+    for name, win in result["windows"].items():
+        top = sorted(win["by_request"].items(), key=lambda kv: -kv[1])[:6]
+        print(f"  {name}: {win['requests_per_second']:.2f} req/s; top {top}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
