@@ -170,6 +170,9 @@ def test_a_sticky_key_always_lands_on_the_same_variant_and_keys_split_by_weight(
     assert low <= to_stable <= high
 
 
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def _signer(key: bytes = b"k" * 32, deployment: str = "iris") -> tokens.Signer:
     return tokens.Signer(key, deployment=deployment, random=os.urandom)
 
@@ -189,6 +192,8 @@ def test_a_request_id_carries_its_variant_and_verifies_only_unaltered_and_within
     for forged in (
         head[:-1] + ("A" if head[-1] != "A" else "B") + "." + mac,  # another payload
         head + "." + mac[:-1] + ("A" if mac[-1] != "A" else "B"),  # another tag
+        # The same bytes spelled otherwise: the tag's last base64 character has 4 unused bits.
+        head + "." + mac[:-1] + _B64[_B64.index(mac[-1]) ^ 1],
         head,
         "",
         "x" * 5000,

@@ -61,6 +61,23 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     """Pushgateway URL handed to every drift CronJob as MODELPILOT_DRIFT_PUSHGATEWAY; drift runs
     are short-lived Jobs, which Prometheus cannot scrape."""
 
+    feedback_store_url: str | None = pydantic.Field(
+        default=None,
+        description="Redis/Valkey URL the routers share to count each reward once (unset: none).",
+    )
+    """Handed to every router as MODELPILOT_ROUTER_FEEDBACK_STORE_URL: the replicas of a router
+    Deployment de-duplicate rewards there (and share their request-id key through it when no
+    `router_key_secret` is set). Unset: each router de-duplicates in its own memory, which is
+    exact only for one replica that never restarts (the chart's `feedbackStore`)."""
+
+    router_key_secret: str | None = pydantic.Field(
+        default=None,
+        description="Secret (key `key`) in each namespace holding the routers' request-id key.",
+    )
+    """Name of a Secret, in each ModelDeployment's namespace, whose `key` entry signs the routers'
+    request ids (MODELPILOT_ROUTER_FEEDBACK_KEY, optional: a missing Secret falls back to the key
+    kept in the feedback store)."""
+
     metrics_source: str = pydantic.Field(
         default="router",
         description="Where experiment counts come from: `router` (/stats) or a Prometheus URL.",

@@ -106,6 +106,10 @@ class Signer:
             raise TokenError("not a request id of this router") from exc
         if len(payload) <= _HEAD or payload[0] != VERSION:
             raise TokenError("not a request id of this router")
+        # One spelling per id: base64's last character carries unused bits, and another
+        # spelling of the same bytes must not pass for another id.
+        if _b64(payload) != head or _b64(mac) != tail:
+            raise TokenError("not a request id of this router")
         if not hmac.compare_digest(mac, self._mac(payload)):
             raise TokenError("not a request id of this router")
         issued = int.from_bytes(payload[2:8], "big")

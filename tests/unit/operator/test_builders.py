@@ -122,6 +122,20 @@ def test_registry_tracking_uri_in_the_spec_wins_over_the_operator_default() -> N
     assert env_of(dep)["MODELPILOT_SERVER_TRACKING_URI"] == "http://other:5000"
 
 
+def test_every_router_replica_gets_the_shared_feedback_store_and_the_key_secret() -> None:
+    alone = env_of(workloads.build_router_deployment(md_body(), settings=SETTINGS))
+    assert "MODELPILOT_ROUTER_FEEDBACK_STORE_URL" not in alone
+    shared = SETTINGS.model_copy(
+        update={"feedback_store_url": "redis://valkey.mlops:6379/0", "router_key_secret": "rk"}
+    )
+    dep = workloads.build_router_deployment(md_body(router={"replicas": 3}), settings=shared)
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELPILOT_ROUTER_FEEDBACK_STORE_URL"]["value"] == "redis://valkey.mlops:6379/0"
+    assert env["MODELPILOT_ROUTER_FEEDBACK_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "rk", "key": "key", "optional": True}
+    }
+
+
 def test_router_reads_its_routes_configmap_with_its_own_read_only_account() -> None:
     dep = workloads.build_router_deployment(md_body(router={"replicas": 2}), settings=SETTINGS)
     assert dep["metadata"]["name"] == "iris-router"

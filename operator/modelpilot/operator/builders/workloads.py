@@ -37,7 +37,7 @@ def _container(
     *,
     name: str,
     image: str,
-    env: list[dict[str, str]],
+    env: list[dict[str, Any]],
     resources: Mapping[str, Any] | None,
     settings: settings_mod.OperatorSettings,
     probes: tuple[str, str],
@@ -202,6 +202,7 @@ def build_router_deployment(
         {"name": "MODELPILOT_ROUTER_NAMESPACE", "value": namespace},
         {"name": "MODELPILOT_ROUTER_CONFIGMAP", "value": meta.routes_configmap_name(md_name)},
         {"name": "MODELPILOT_ROUTER_PORT", "value": str(CONTAINER_PORT)},
+        *_router_feedback_env(settings),
     ]
     return _deployment(
         metadata=meta.metadata(
@@ -224,6 +225,30 @@ def build_router_deployment(
         annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT)},
         component="router",
     )
+
+
+def _router_feedback_env(settings: settings_mod.OperatorSettings) -> list[dict[str, Any]]:
+    """Where the replicas of a router count each reward once, and the key of their request ids
+    (issue 15): without both shared, a reward posted to another replica could not be joined."""
+    env: list[dict[str, Any]] = []
+    if settings.feedback_store_url:
+        env.append(
+            {"name": "MODELPILOT_ROUTER_FEEDBACK_STORE_URL", "value": settings.feedback_store_url}
+        )
+    if settings.router_key_secret:
+        env.append(
+            {
+                "name": "MODELPILOT_ROUTER_FEEDBACK_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": settings.router_key_secret,
+                        "key": "key",
+                        "optional": True,
+                    }
+                },
+            }
+        )
+    return env
 
 
 def build_router_service(md: meta.Body) -> dict[str, Any]:
