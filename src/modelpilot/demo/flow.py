@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from modelpilot.api import constants
 from modelpilot.demo import dataset, manifests, pieces, prometheus, view
 from modelpilot.demo import kubectl as kubectl_mod
 from modelpilot.demo import localplane as localplane_mod
@@ -37,8 +38,6 @@ from modelpilot.demo import supervisor as sup_mod
 from modelpilot.demo import timeline as tl
 from modelpilot.demo import traffic as traffic_mod
 from modelpilot.testing import mlflow_server, ports
-
-TERMINAL_PHASES = ("Promoted", "RolledBack", "Concluded", "Failed")
 
 STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # key, title, steps it needs
@@ -398,11 +397,12 @@ class Demo:
         while time.monotonic() < deadline:
             self._tick()
             phase = self._snapshot()
-            if phase in TERMINAL_PHASES:
+            if phase in tl.TERMINAL_PHASES:
                 break
             time.sleep(1.0)  # the demo's tick: poll the world, no synchronisation implied
-        self._stop_users()
-        if phase != "Promoted":
+        self._record_outcome(phase)
+        if phase != constants.PROMOTED:
+            self._stop_users()
             raise RuntimeError(
                 f"experiment ended in phase {phase or '(none)'} after "
                 f"{time.monotonic() - self._t0:.0f}s; expected Promoted"
@@ -419,6 +419,10 @@ class Demo:
             )
 
         self._wait(serves_challenger, what=f"ModelDeployment serving version {want}", timeout=120)
+        # The users keep going through the swap: the promotion must not fail a single request.
+        self._wait(self._plane_settled, what="the replaced model server drained", timeout=60)
+        self._stop_users()
+        self._record_outcome(constants.PROMOTED)
         self.timeline.facts["promoted version"] = want
         last = self.timeline.snapshots[-1] if self.timeline.snapshots else None
         seconds = last.t if last else 0.0
@@ -506,14 +510,48 @@ class Demo:
             self.timeline.save(self.state / "timeline.json")
         return phase
 
+    def _plane_settled(self) -> bool:
+        self._tick()
+        plane = self._plane()
+        return not plane.surging and not plane.draining
+
+    def _record_outcome(self, phase: str) -> None:
+        """How it ended, from the Experiment's and the ModelDeployment's status."""
+        kc = self._kc()
+        exp = kc.get_or_none("experiment", self.o.experiment) or {}
+        md = kc.get_or_none("modeldeployment", self.o.deployment) or {}
+        decision = (exp.get("status") or {}).get("decision") or {}
+        served = (md.get("status") or {}).get("model") or {}
+        self.timeline.outcome = tl.Outcome(
+            phase=phase or "(none)",
+            winner=decision.get("winner"),
+            reason=str(decision.get("reason", "")),
+            model=self.o.model_name,
+            serving_version=None if served.get("version") is None else str(served["version"]),
+            previous_version=self.versions.get("champion"),
+            challenger_version=self.versions.get("challenger"),
+        )
+        self.timeline.save(self.state / "timeline.json")
+        self.view.update(self.timeline)
+
     def _stop_users(self) -> None:
         if self.users is not None:
             self.users.stop()
             counts = self.users.snapshot()
-            self.timeline.facts["client-side counts"] = ", ".join(
-                f"{k}: {c.requests} requests, {c.rewards:.0f} rewards, {c.errors} errors"
+            self.timeline.clients = [
+                tl.ClientTally(
+                    variant=k,
+                    requests=c.requests,
+                    errors=c.errors,
+                    rewards=c.rewards,
+                    feedback_sent=c.feedback_sent,
+                    feedback_failed=c.feedback_failed,
+                )
                 for k, c in sorted(counts.items())
-            )
+            ]
+            self.timeline.transport_errors = self.users.transport_errors
+            if self.users.last_error:
+                self.timeline.facts["last client error"] = self.users.last_error
             self.users = None
 
     def _wait(self, condition: Callable[[], bool], *, what: str, timeout: float) -> None:

@@ -139,12 +139,18 @@ def summary_lines(timeline: tl.Timeline) -> list[str]:
     )
     if timeline.snapshots:
         first, last = timeline.snapshots[0], timeline.snapshots[-1]
-        total = sum(v.requests for v in last.variants)
+        # Per-variant lines describe the decision's evidence, not the status after promotion
+        # (which lists the new stable variant with the old champion's probability to be best).
+        decided = timeline.decision_snapshot() or last
+        total = sum(v.requests for v in decided.variants)
         lines.append(
             f"The experiment ran {last.t - first.t:.0f} s over {total} requests and ended in phase "
             f"{last.phase}."
         )
-        for v in last.variants:
+        lines.extend(tl.outcome_sentences(timeline))
+        if decided is not last:
+            lines.append(f"At the decision (t = {decided.t:.0f} s):")
+        for v in decided.variants:
             rate = v.rewards / v.requests if v.requests else float("nan")
             p_best = (
                 f", probability to be best {v.probability_to_be_best:.3f}"
@@ -167,9 +173,36 @@ def summary_lines(timeline: tl.Timeline) -> list[str]:
         )
     else:
         lines.append("No drift result was recorded.")
+    if timeline.clients or timeline.transport_errors:
+        lines.append(
+            f"Failed user requests over the whole run: {timeline.client_errors} "
+            f"({timeline.transport_errors} without any answer)."
+        )
     for key, value in timeline.facts.items():
         lines.append(f"{key}: {value}.")
     return lines
+
+
+def client_table(timeline: tl.Timeline) -> str:
+    """The users' own counts per variant, errors included (a cross-check of the router's)."""
+    if not timeline.clients and not timeline.transport_errors:
+        return "<p>No user traffic was recorded.</p>"
+    esc = html.escape
+    rows = [
+        "<table><tr><th>variant that answered</th><th>requests</th><th>failed</th>"
+        "<th>correct predictions</th><th>rewards sent</th><th>rewards refused</th></tr>"
+    ]
+    for c in timeline.clients:
+        rows.append(
+            f"<tr><td>{esc(c.variant)}</td><td>{c.requests}</td><td>{c.errors}</td>"
+            f"<td>{c.rewards:.0f}</td><td>{c.feedback_sent}</td><td>{c.feedback_failed}</td></tr>"
+        )
+    rows.append(
+        f"<tr><td>(no answer)</td><td>{timeline.transport_errors}</td>"
+        f"<td>{timeline.transport_errors}</td><td></td><td></td><td></td></tr>"
+    )
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def build_html(timeline: tl.Timeline) -> str:
@@ -203,7 +236,9 @@ def build_html(timeline: tl.Timeline) -> str:
         parts.append(
             f"<img alt='weights over time' src='{_png(plot_weights(timeline.snapshots))}'>"
         )
-        posterior = plot_posteriors(timeline.snapshots[-1])
+        parts.append("<h2>What the users saw</h2>")
+        parts.append(client_table(timeline))
+        posterior = plot_posteriors(timeline.decision_snapshot() or timeline.snapshots[-1])
         parts.append("<h2>Posteriors</h2>")
         if posterior is not None:
             parts.append(f"<img alt='posterior densities' src='{_png(posterior)}'>")

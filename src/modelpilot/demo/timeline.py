@@ -6,7 +6,7 @@ design decision: a step that could not run because its piece of the platform is 
 is recorded as `pending` with the reason, never as done, and every later step that needs it is
 `pending` too; the summary counts only what really happened.
 
-Pure: standard library only.
+Pure: standard library and the API's constants only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelpilot import errors
+from modelpilot.api import constants
+
+TERMINAL_PHASES = constants.TERMINAL_PHASES
 
 StepStatus = Literal["waiting", "running", "done", "pending", "failed", "skipped"]
 STEP_STATUSES: tuple[str, ...] = ("waiting", "running", "done", "pending", "failed", "skipped")
@@ -75,6 +78,31 @@ class DriftFeature:
 
 
 @dataclass
+class ClientTally:
+    """What the simulated users saw for one variant (`?`: answers that named no variant)."""
+
+    variant: str
+    requests: int = 0
+    errors: int = 0
+    rewards: float = 0.0
+    feedback_sent: int = 0
+    feedback_failed: int = 0
+
+
+@dataclass
+class Outcome:
+    """How the experiment ended and what serves now, read from the two resources' status."""
+
+    phase: str  # Promoted | RolledBack | Concluded | Failed
+    winner: str | None = None
+    reason: str = ""
+    model: str = ""
+    serving_version: str | None = None  # the ModelDeployment's status.model.version afterwards
+    previous_version: str | None = None  # what the stable variant served before
+    challenger_version: str | None = None
+
+
+@dataclass
 class Timeline:
     """Everything the report needs; saved as JSON."""
 
@@ -84,6 +112,21 @@ class Timeline:
     drift: list[DriftFeature] = field(default_factory=list)
     psi_threshold: float = 0.2
     facts: dict[str, str] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    clients: list[ClientTally] = field(default_factory=list)
+    transport_errors: int = 0
+
+    @property
+    def client_errors(self) -> int:
+        """Failed user requests: error answers plus requests that got no answer at all."""
+        return sum(c.errors for c in self.clients) + self.transport_errors
+
+    def decision_snapshot(self) -> Snapshot | None:
+        """The last snapshot before the experiment ended (what the decision was taken on)."""
+        for snap in reversed(self.snapshots):
+            if snap.phase not in TERMINAL_PHASES:
+                return snap
+        return self.snapshots[-1] if self.snapshots else None
 
     def step(self, key: str) -> Step:
         for step in self.steps:
@@ -131,7 +174,10 @@ def from_dict(raw: Any) -> Timeline:
             for s in raw.get("snapshots", [])
         ]
         drift = [DriftFeature(**d) for d in raw.get("drift", [])]
-    except (KeyError, TypeError) as exc:
+        outcome = Outcome(**raw["outcome"]) if raw.get("outcome") else None
+        clients = [ClientTally(**c) for c in raw.get("clients", [])]
+        transport_errors = int(raw.get("transport_errors", 0))
+    except (KeyError, TypeError, ValueError) as exc:
         raise errors.InputError(f"timeline: malformed entry ({exc})") from exc
     for step in steps:
         if step.status not in STEP_STATUSES:
@@ -146,4 +192,56 @@ def from_dict(raw: Any) -> Timeline:
         drift=drift,
         psi_threshold=float(raw.get("psi_threshold", 0.2)),
         facts={str(k): str(v) for k, v in raw.get("facts", {}).items()},
+        outcome=outcome,
+        clients=clients,
+        transport_errors=transport_errors,
     )
+
+
+def outcome_sentences(timeline: Timeline) -> list[str]:
+    """What serves now and what became of the challenger, in words a newcomer follows."""
+    out = timeline.outcome
+    if out is None:
+        return []
+    snap = timeline.decision_snapshot()
+    by_name = {v.name: v for v in snap.variants} if snap is not None else {}
+    model = out.model or "the model"
+    lines: list[str] = []
+    if out.phase == constants.PROMOTED:
+        won = by_name.get(out.winner or "")
+        evidence = ""
+        if won is not None and won.probability_to_be_best is not None:
+            total = sum(v.requests for v in by_name.values())
+            evidence = (
+                f" with probability {won.probability_to_be_best:.3f} to be the better model"
+                f" after {total} requests"
+            )
+        lines.append(f"The {out.winner or 'challenger'} won{evidence}, and was promoted.")
+        serving = out.serving_version or out.challenger_version
+        lines.append(
+            f"Now serving: {model} version {serving} as the deployment's stable model, with "
+            "100% of the traffic."
+        )
+        if out.previous_version:
+            lines.append(
+                f"The previous champion, version {out.previous_version}, was retired: it stays in "
+                "the MLflow registry and in the ModelDeployment's status.history, so a rollback "
+                "is one `kubectl patch` away."
+            )
+        lines.append(
+            f"The {out.winner or 'challenger'} variant's own model server and Service were "
+            "removed; its model now runs as the stable variant."
+        )
+    elif out.phase == constants.ROLLED_BACK:
+        lines.append(
+            f"The challenger (version {out.challenger_version}) was rolled back: {out.reason}"
+        )
+        lines.append(
+            f"Still serving: {model} version {out.serving_version or out.previous_version} with "
+            "100% of the traffic."
+        )
+    else:
+        lines.append(f"The experiment ended in phase {out.phase}: {out.reason}")
+        if out.serving_version:
+            lines.append(f"Serving: {model} version {out.serving_version}.")
+    return lines

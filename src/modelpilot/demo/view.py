@@ -15,6 +15,7 @@ from typing import TextIO
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from modelpilot.demo import timeline as tl
 
@@ -44,7 +45,13 @@ def render(timeline: tl.Timeline) -> Group:
     if not timeline.snapshots:
         return Group(steps)
     snap = timeline.snapshots[-1]
-    variants = Table(title=f"experiment at t={snap.t:.0f}s, phase {snap.phase}")
+    title = f"experiment at t={snap.t:.0f}s, phase {snap.phase}"
+    if snap.phase in tl.TERMINAL_PHASES:
+        # After the decision the status describes the new stable variant (its P(best) is the old
+        # champion's): show the numbers the decision was taken on, and the outcome in words.
+        snap = timeline.decision_snapshot() or snap
+        title = f"experiment at the decision (t={snap.t:.0f}s)"
+    variants = Table(title=title)
     for col in ("variant", "version", "weight %", "P(best)", "requests", "rewards", "reward rate"):
         variants.add_column(col, justify="left" if col == "variant" else "right")
     for v in snap.variants:
@@ -58,6 +65,9 @@ def render(timeline: tl.Timeline) -> Group:
             f"{v.rewards:.0f}",
             rate,
         )
+    outcome = tl.outcome_sentences(timeline)
+    if outcome:
+        return Group(steps, variants, Text("\n".join(outcome), style="bold"))
     return Group(steps, variants)
 
 
@@ -86,6 +96,7 @@ class View:
         self._last_logged_snapshot = 0
         self._last_log_time = 0.0
         self._last_phase: str | None = None
+        self._outcome_told = False
 
     def __enter__(self) -> View:
         if self.live_mode:
@@ -118,6 +129,10 @@ class View:
                 self._last_log_time = now
                 self._last_phase = snap.phase
             self._last_logged_snapshot = len(timeline.snapshots)
+        if timeline.outcome is not None and not self._outcome_told:
+            self._outcome_told = True
+            for line in tl.outcome_sentences(timeline):
+                self._print(line)
 
     def message(self, text: str) -> None:
         """A line of its own (above the live panel on a TTY)."""
