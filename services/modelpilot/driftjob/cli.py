@@ -53,6 +53,12 @@ def _model(value: str | None) -> tuple[str, str] | None:
     help="Seconds a model server has to answer with its whole window; slower ones are skipped.",
 )
 @click.option(
+    "--persisted/--no-persisted",
+    default=True,
+    show_default=True,
+    help="Also merge the windows the model servers flushed to MLflow (pods since gone).",
+)
+@click.option(
     "--max-window-bytes",
     type=click.IntRange(min=1024),
     default=64 * 1024 * 1024,
@@ -73,6 +79,7 @@ def run(
     methods: str | None,
     timeout_seconds: float,
     max_window_bytes: int,
+    persisted: bool,
 ) -> None:
     """Compute drift of a deployment's traffic against its reference profile; write status."""
     from modelpilot.driftjob import job
@@ -91,6 +98,7 @@ def run(
             methods=[m.strip() for m in methods.split(",")] if methods else None,
             timeout_seconds=timeout_seconds,
             max_window_bytes=max_window_bytes,
+            persisted=persisted,
         )
     )
     click.echo(
@@ -100,6 +108,7 @@ def run(
                 "sources": outcome.sources,
                 "skipped": outcome.skipped,
                 "duplicates": outcome.duplicates,
+                "persisted": outcome.persisted,
             },
             indent=2,
         )

@@ -81,6 +81,10 @@ class Collected:
         log.warning("skipped drift window %s: %s: %s", source, exc.reason, exc)
 
     @property
+    def persisted(self) -> int:
+        return sum(1 for a in self.accepted if not a.live)
+
+    @property
     def sources(self) -> list[str]:
         return [a.source for a in self.accepted]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelpilot import errors
-from modelpilot.driftjob import collect, status
+from modelpilot.driftjob import collect, persisted, status
 from modelpilot.stats import drift as drift_stats
 from modelpilot.stats import profile as profile_mod
 
@@ -46,6 +46,8 @@ class Options:
     methods: Sequence[str] | None = None
     timeout_seconds: float = 10.0
     max_window_bytes: int = collect.MAX_WINDOW_BYTES
+    persisted: bool = True
+    """Also merge the windows model servers flushed to MLflow (those of processes now gone)."""
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Outcome:
     sources: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     duplicates: dict[str, str] = field(default_factory=dict)
+    persisted: int = 0  # windows merged from MLflow flushes (processes no longer answering)
 
 
 def _now() -> str:
@@ -258,8 +261,20 @@ def run(options: Options) -> Outcome:
         timeout=options.timeout_seconds,
         max_bytes=options.max_window_bytes,
     )
+    if options.persisted:
+        persisted.collect_persisted(
+            client,
+            name=name,
+            version=version,
+            namespace=options.namespace,
+            deployment=options.deployment,
+            fingerprint=reference.fingerprint(),
+            collected=collected,
+            now=time.time(),
+            max_bytes=options.max_window_bytes,
+        )
     if not collected.accepted:
-        message = f"no drift window collected from {len(urls)} model server(s)" + (
+        message = f"no drift window collected from {len(urls)} model server(s) or MLflow" + (
             f": {'; '.join(f'{u}: {w}' for u, w in collected.skipped.items())}"
             if collected.skipped
             else ""
@@ -287,6 +302,7 @@ def run(options: Options) -> Outcome:
             sources=collected.sources,
             skipped=collected.skipped,
             duplicates=collected.duplicates,
+            persisted=collected.persisted,
         )
     report = drift_stats.compare(reference, merged, **thresholds)
     summary = status.build_drift_summary(
@@ -308,4 +324,5 @@ def run(options: Options) -> Outcome:
         sources=collected.sources,
         skipped=collected.skipped,
         duplicates=collected.duplicates,
+        persisted=collected.persisted,
     )

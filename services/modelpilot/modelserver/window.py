@@ -7,10 +7,17 @@ eviction. Each process seeds its sketch differently (pid and time), as the sketc
 merging pods, and stamps its window with a `source` (`driftjob.windows.WindowSource`): the pod, a
 random epoch drawn at start and a sequence number, so the drift job counts one process's window
 once however many times and ways it reads it.
+
+`WindowFlusher` makes the window survive the process (issue 15): every `window_flush_seconds` (when
+traffic changed it) and at shutdown it writes the window to MLflow, on the served version's run
+(`registry.windows`), where the drift job reads the flushes of processes that are gone. A SIGTERM
+(a rollout, a scale-in) loses nothing; a SIGKILL or a crash loses at most the traffic since the last
+flush, one flush interval.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -21,8 +28,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pydantic
+import pydantic_settings
 
 from modelpilot import errors
+from modelpilot.modelserver import loader, settings
 from modelpilot.stats import profile as profile_mod
 
 log = logging.getLogger("modelpilot.modelserver")
@@ -46,6 +56,8 @@ class DriftWindow:
         self.pod = os.environ.get("POD_NAME") or socket.gethostname() or "unknown"
         self.epoch = uuid.uuid4().hex[:16]
         self.sequence = 0
+        self.updates = 0  # batches seen, so a flusher can tell whether anything changed
+        self.flusher: WindowFlusher | None = None
         self._rotations = 0
         self.current = self._new()
         self.previous: profile_mod.WindowSketch | None = None
@@ -78,6 +90,7 @@ class DriftWindow:
         try:
             with self._lock:
                 self.current.update(batch)
+                self.updates += 1
         except errors.InputError as exc:
             self.disabled = str(exc)
             log.warning("drift window off: %s", exc)
@@ -99,3 +112,171 @@ class DriftWindow:
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
             return {**self.sketch().to_dict(), "source": self.source()}
+
+    def persist(self, *, config: settings.ServerSettings, model: loader.LoadedModel) -> None:
+        """Start flushing to the model version's run, when the settings ask for it."""
+        self.flusher = start_flusher(
+            self,
+            tracking_uri=config.tracking_uri,
+            model={"name": model.name, "version": model.version},
+            run_id=model.run_id,
+            deployment=config.deployment,
+            variant=config.variant,
+        )
+
+    def close(self) -> None:
+        """Flush one last time (graceful shutdown); blocking, so call it from a thread."""
+        if self.flusher is not None:
+            self.flusher.stop()
+
+    def flush_dict(self, *, now: float) -> dict[str, Any]:
+        """The window as persisted: the next sequence number, stamped with the flush time."""
+        with self._lock:
+            self.sequence += 1
+            return {**self.sketch().to_dict(), "source": self.source(flushed_at=now)}
+
+
+class FlushSettings(pydantic_settings.BaseSettings):
+    """Where and how often the model server persists its drift window (`MODELPILOT_SERVER_*`)."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="MODELPILOT_SERVER_", extra="ignore", protected_namespaces=()
+    )
+
+    window_flush_seconds: float = pydantic.Field(
+        default=0.0, ge=0, description="Seconds between flushes of the drift window; 0: never."
+    )
+    """Persist the drift window to MLflow this often (and at shutdown); 0 turns persistence off.
+    The operator's pods set 60: a SIGKILL loses at most this much traffic."""
+
+    namespace: str = pydantic.Field(
+        default="default", description="Namespace of the pod (keys the persisted windows)."
+    )
+    """The pod's namespace, part of the persisted windows' key (with the deployment)."""
+
+
+class WindowFlusher:
+    """Writes a `DriftWindow` to MLflow on a timer thread and at `stop()`; prunes old flushes."""
+
+    def __init__(
+        self,
+        window: DriftWindow,
+        *,
+        tracking_uri: str | None,
+        model: Mapping[str, str],
+        run_id: str,
+        namespace: str,
+        deployment: str,
+        variant: str,
+        interval: float,
+    ) -> None:
+        self.window = window
+        self.tracking_uri = tracking_uri
+        self.model = dict(model)
+        self.run_id = run_id
+        self.namespace = namespace
+        self.deployment = deployment
+        self.variant = variant
+        self.interval = interval
+        self.flushed_updates = 0
+        self.last_path: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="window-flusher", daemon=True)
+        self._io = threading.Lock()  # the timer's flush and the final one never overlap
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def stop(self) -> None:
+        """Stop the timer and flush one last time (what a SIGTERM's graceful shutdown calls)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write the window if traffic changed it since the last flush; never raises."""
+        from modelpilot.driftjob import windows as windows_doc
+        from modelpilot.registry import client as registry_client
+        from modelpilot.registry import windows as stored
+
+        with self._io:
+            updates = self.window.updates
+            if updates == self.flushed_updates or self.window.disabled is not None:
+                return False
+            now = time.time()
+            window_dict = self.window.flush_dict(now=now)
+            document = windows_doc.build_document(
+                deployment=self.deployment,
+                variant=self.variant,
+                model=self.model,
+                window=window_dict,
+            )
+            path = (
+                stored.directory(namespace=self.namespace, deployment=self.deployment)
+                + "/"
+                + stored.file_name(
+                    flushed_at=now,
+                    epoch=self.window.epoch,
+                    sequence=window_dict["source"]["sequence"],
+                    pod=self.window.pod,
+                )
+            )
+            try:
+                client = registry_client.make_client(self.tracking_uri)
+                stored.write(client, run_id=self.run_id, path=path, text=json.dumps(document))
+            except Exception as exc:  # MLflow down: keep serving, the next flush retries
+                log.warning("could not flush the drift window to %s: %s", path, exc)
+                return False
+            self.flushed_updates = updates
+            previous, self.last_path = self.last_path, path
+            self._prune(client, previous=previous, now=now)
+            return True
+
+    def _prune(self, client: Any, *, previous: str | None, now: float) -> None:
+        """Delete this process's previous flush and anyone's flush older than the horizon."""
+        from modelpilot.registry import windows as stored
+
+        horizon = now - 2 * self.window.window_seconds - 2 * self.interval
+        doomed = [previous] if previous is not None else []
+        try:
+            files = stored.list_files(
+                client, run_id=self.run_id, namespace=self.namespace, deployment=self.deployment
+            )
+            doomed += [f.path for f in files if f.flushed_at < horizon and f.path != previous]
+            for path in doomed:
+                stored.delete(client, run_id=self.run_id, path=path)
+        except Exception as exc:  # another pod pruned it first, or MLflow is down: next time
+            log.info("pruning flushed drift windows: %s", exc)
+
+
+def start_flusher(
+    window: DriftWindow,
+    *,
+    tracking_uri: str | None,
+    model: Mapping[str, str],
+    run_id: str | None,
+    deployment: str,
+    variant: str,
+) -> WindowFlusher | None:
+    """A started flusher when `MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS` > 0 and the run is known."""
+    config = FlushSettings()
+    if config.window_flush_seconds <= 0 or not run_id:
+        return None
+    flusher = WindowFlusher(
+        window,
+        tracking_uri=tracking_uri,
+        model=model,
+        run_id=run_id,
+        namespace=config.namespace,
+        deployment=deployment,
+        variant=variant,
+        interval=config.window_flush_seconds,
+    )
+    flusher.start()
+    log.info("flushing the drift window every %gs to run %s", config.window_flush_seconds, run_id)
+    return flusher
