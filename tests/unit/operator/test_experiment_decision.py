@@ -289,7 +289,7 @@ def test_under_reported_requests_are_detected_as_sample_ratio_mismatch_and_pause
     expected = [sum(req.values()) * w[n] / 100 for n in ("stable", "challenger")]
     plain = sps.chisquare([req["stable"], req["challenger"]], expected).pvalue
     assert plain <= at["srm"]["pValue"] < 0.001
-    assert [a.kind for a in run.actions[k]] == ["pause", "apply-weights"]
+    assert [a.kind for a in run.actions[k]] == ["pause"]
     cond = next(c for c in at["conditions"] if c["type"] == "SampleRatioMismatch")
     assert cond["status"] == "True"
 
@@ -335,14 +335,13 @@ def test_an_update_lost_in_a_crash_and_redone_gives_the_same_status_and_actions(
     assert as_stored(again.status) == as_stored(first.status)
     assert again.actions == first.actions
     # Or it died after writing status but before the ConfigMap: re-running on the new status with
-    # the same counters adds nothing and asks for the same weights again.
+    # the same counters adds nothing, and the routes written from it carry the same weights.
     replay = decision.decide(
         spec, first.status, counts=counts, shares_in_force=weights, now=now, seed_key="default/exp"
     )
     assert replay.status == first.status
-    assert [a.weights for a in replay.actions if a.kind == "apply-weights"] == [
-        a.weights for a in first.actions if a.kind == "apply-weights"
-    ]
+    assert replay.weights == first.weights
+    assert replay.actions == first.actions
 
 
 def test_a_router_restart_resets_its_counters_without_losing_or_doubling_counts() -> None:
@@ -374,7 +373,7 @@ def test_a_terminal_status_is_returned_unchanged_with_the_actions_that_converge_
         seed_key="default/exp",
     )
     assert later.status == run.final
-    assert [a.kind for a in later.actions] == ["promote", "apply-weights"]
+    assert [a.kind for a in later.actions] == ["promote", "remove-challengers"]
     assert later.actions[0].variant == "challenger"
 
 
@@ -506,3 +505,29 @@ def test_a_router_following_the_thompson_weights_raises_no_false_sample_ratio_al
     assert inforce.expected_shares(in_force) == {
         n: w / 100 for n, w in _weights_of(run.statuses[-1]).items()
     }
+
+
+def test_the_rules_run_in_the_documented_order() -> None:
+    assert [rule.__name__ for rule in decision.RULES] == [
+        "accumulate",
+        "check_guardrails",
+        "probability_to_be_best",
+        "sample_ratio_mismatch",
+        "stopping",
+        "weights",
+        "completed",
+    ]
+
+
+def test_every_action_is_one_the_handler_dispatches_and_weights_travel_in_the_status() -> None:
+    # Before: `apply-weights` and `conclude` were emitted on every update and never dispatched
+    # (the routes follow the status); now every action kind has a handler branch.
+    dispatched = {"promote", "roll-back", "pause", "remove-challengers"}
+    for traffic in (better_challenger(seed=3), better_challenger(seed=4)):
+        run = run_experiment(make_spec(), traffic, intervals=200)
+        kinds = {a.kind for acts in run.actions for a in acts}
+        assert kinds <= dispatched
+        assert "remove-challengers" in kinds
+    final = decision.Outcome(run.final, ())
+    assert final.weights == {"stable": 100, "challenger": 0}
+    assert final.phase == decision.PROMOTED
