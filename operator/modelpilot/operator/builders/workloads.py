@@ -18,6 +18,7 @@ from modelpilot.operator.builders import meta
 CONTAINER_PORT = constants.CONTAINER_PORT
 SERVICE_PORT = constants.SERVICE_PORT
 ANNOTATION_MODEL_VERSION = constants.ANNOTATION_MODEL_VERSION
+WINDOW_FLUSH_SECONDS = 60
 
 # sizeLimit of each pod's /tmp emptyDir (issue 15): without one, a pod can fill the node's disk
 # and get every pod on it evicted. The model server downloads the model into /tmp (MLflow's
@@ -139,6 +140,10 @@ def build_model_server_deployment(
         {"name": "MODELPILOT_SERVER_DEPLOYMENT", "value": md_name},
         {"name": "MODELPILOT_SERVER_VARIANT", "value": variant},
         {"name": "MODELPILOT_SERVER_PORT", "value": str(CONTAINER_PORT)},
+        # The drift window survives restarts and rollouts: flushed to MLflow (issue 15), keyed by
+        # namespace and deployment; a SIGKILL loses at most one interval of drift samples.
+        {"name": "MODELPILOT_SERVER_NAMESPACE", "value": namespace},
+        {"name": "MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS", "value": str(WINDOW_FLUSH_SECONDS)},
     ]
     labels = meta.labels(md_name, component="model-server", variant=variant, experiment=experiment)
     return _deployment(

@@ -1,11 +1,12 @@
-"""Every emptyDir the operator's builders create has a sizeLimit (issue 15, item 6)."""
+"""Issue 15 in the builders' output: a sizeLimit on every emptyDir (item 6), model servers that
+flush their drift window (item 5)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modelpilot.operator.builders import desired, drift, routes, workloads
-from tests.unit.operator.test_builders import MODEL, SETTINGS, md_body
+from tests.unit.operator.test_builders import MODEL, SETTINGS, env_of, md_body
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,3 +60,13 @@ def test_an_ephemeral_storage_limit_in_the_resources_sets_the_model_servers_tmp_
     )
     (pod,) = _pod_specs(server)
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}]
+
+
+def test_model_servers_flush_their_drift_window_keyed_by_namespace_and_deployment() -> None:
+    server = workloads.build_model_server_deployment(
+        md_body(), variant="stable", model=MODEL, replicas=1, settings=SETTINGS
+    )
+    env = env_of(server)
+    assert env["MODELPILOT_SERVER_NAMESPACE"] == "ml"
+    assert env["MODELPILOT_SERVER_DEPLOYMENT"] == "iris"
+    assert float(env["MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS"]) == 60
