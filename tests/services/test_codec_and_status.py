@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modelpilot.driftjob import status
-from modelpilot.modelserver import codec, errors
+from modelpilot.modelserver import codec, errors, oip
 from modelpilot.stats import drift as drift_stats
 
 SCHEMA = (
@@ -55,34 +55,79 @@ def test_v2_tensors_per_column_and_one_matrix_decode_to_the_same_columns() -> No
     numeric = SCHEMA[:2]
     per_column = codec.decode_v2_inputs(
         [
-            {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0]},
-            {"name": "b", "shape": [2], "datatype": "INT64", "data": [3, 4]},
+            oip.Tensor("a", [2], "FP64", [1.0, 2.0]),
+            oip.Tensor("b", [2], "INT64", [3, 4]),
         ],
         numeric,
         max_rows=10,
     )
     matrix = codec.decode_v2_inputs(
-        [{"name": "x", "shape": [2, 2], "datatype": "INT64", "data": [[1, 3], [2, 4]]}],
+        [oip.Tensor("x", [2, 2], "INT64", [[1, 3], [2, 4]])],
         (codec.Column("a", "double"), codec.Column("b", "long")),
         max_rows=10,
     )
-    assert per_column.columns == matrix.columns == {"a": [1.0, 2.0], "b": [3, 4]}
+    as_lists = {k: v.tolist() for k, v in per_column.columns.items()}
+    assert as_lists == {k: v.tolist() for k, v in matrix.columns.items()}
+    assert as_lists == {"a": [1.0, 2.0], "b": [3, 4]}
+    assert per_column.columns["a"].dtype == np.float64
+    assert per_column.columns["b"].dtype == np.int64
+
+
+def test_a_tensors_declared_datatype_is_honoured_before_the_column_type() -> None:
+    # 0.1 as FP32 is 0.100000001490116...: the model gets the float32 value, as from MLServer.
+    decoded = codec.decode_v2_inputs(
+        [oip.Tensor("a", [1], "FP32", [0.1]), oip.Tensor("b", [1], "INT8", [3])],
+        SCHEMA[:2],
+        max_rows=10,
+    )
+    assert decoded.columns["a"].tolist() == [float(np.float32(0.1))]
+    binary = codec.decode_v2_inputs(
+        [
+            oip.Tensor(
+                "a",
+                [2],
+                "FP64",
+                oip.from_bytes(np.array([1.5, 2.5]).tobytes(), datatype="FP64", size=2, where="a"),
+            ),
+            oip.Tensor("b", [2], "INT32", np.array([7, 8], dtype=np.int32)),
+        ],
+        SCHEMA[:2],
+        max_rows=10,
+    )
+    assert binary.columns["a"].tolist() == [1.5, 2.5]
+    assert binary.columns["b"].tolist() == [7, 8]
+
+
+def test_bytes_tensors_round_trip_through_the_length_prefixed_binary_form() -> None:
+    words = np.array(["setosa", "", "virginica"], dtype=object)
+    raw = oip.to_bytes(words)
+    assert raw[:4] == (6).to_bytes(4, "little")
+    back = oip.from_bytes(raw, datatype="BYTES", size=3, where="w")
+    assert [b.decode() for b in back] == words.tolist()
+    with pytest.raises(errors.InvalidInputError, match="truncated"):
+        oip.from_bytes(raw[:-1], datatype="BYTES", size=3, where="w")
 
 
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ([{"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0]}], "needs 2 values"),
-        ([{"name": "a", "shape": [1], "datatype": "FP99", "data": [1.0]}], "datatype"),
-        ([{"name": "a", "shape": [-1], "datatype": "FP64", "data": []}], "shape"),
+        ([oip.Tensor("a", [2], "FP64", [1.0])], "needs 2 values"),
+        ([oip.Tensor("a", [1], "FP99", [1.0])], "datatype"),
+        ([oip.Tensor("a", [-1], "FP64", [])], "shape"),
         (
             [
-                {"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]},
-                {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                oip.Tensor("a", [1], "FP64", [1.0]),
+                oip.Tensor("b", [1], "FP64", [1.0]),
             ],
             "b is long; FP64 is not allowed",
         ),
-        ([{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]}], "inputs.b: missing"),
+        ([oip.Tensor("a", [1], "FP64", [True])], "inputs[0].data[0]: expected a number"),
+        ([oip.Tensor("a", [1], "INT8", [300])], "300 is out of the range of INT8"),
+        (
+            [oip.Tensor("a", [1], "FP64", [1.0]), oip.Tensor("b", [1], "UINT64", [2**63])],
+            "outside the long range",
+        ),
+        ([oip.Tensor("a", [1], "FP64", [1.0])], "inputs.b: missing"),
     ],
 )
 def test_bad_v2_tensors_are_rejected_with_the_field_named(inputs: object, message: str) -> None:

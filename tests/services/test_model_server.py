@@ -104,20 +104,20 @@ def test_health_metadata_and_readiness_follow_the_v2_protocol(
         (
             "/v2/models/{name}/infer",
             b'{"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [1, 2]}]}',
-            422,
+            400,
             "needs 8 values",
         ),
         (
             "/v2/models/{name}/infer",
             b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}',
-            422,
+            400,
             "expected [N, 4]",
         ),
         (
             "/v2/models/{name}/infer",
             b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES",'
             b' "data": ["a", "b", "c", "d"]}]}',
-            422,
+            400,
             "BYTES is not allowed",
         ),
     ],

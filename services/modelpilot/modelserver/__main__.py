@@ -12,7 +12,7 @@ def main() -> None:
 
 
 def run(config: settings.ServerSettings) -> None:
-    launch.serve(app.create_app, config, prog=PROG)
+    launch.serve(app.create_asgi, config, prog=PROG)
 
 
 if __name__ == "__main__":

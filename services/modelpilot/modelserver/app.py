@@ -1,9 +1,11 @@
 """The model server's HTTP app: Open Inference Protocol v2 REST, `/predict`, drift window, metrics.
 
-Endpoints only translate HTTP to `dataplane.DataPlane` calls. Errors are rendered in one place:
-`errors.ServerError` carries its status, FastAPI's request validation becomes a 422 naming the
-field, and a size-limit middleware answers 413 before a body is parsed. Every failure a
-client causes is a 4xx with `{"error": "..."}`; a 5xx means a bug.
+Endpoints only translate HTTP to `dataplane.DataPlane` calls; the inference bodies are parsed
+and answered by `rest` (served ahead of FastAPI by `rest.FastPath`, see `create_asgi`). Errors
+are rendered in one place each: `errors.ServerError` carries its status, unknown routes and
+methods (404, 405) and FastAPI's request validation keep the protocol's `{"error": "..."}` shape,
+and a size-limit middleware answers 413 before a body is parsed; every one of them is counted in
+`modelpilot_model_errors_total`. Every failure a client causes is a 4xx; a 5xx means a bug.
 """
 
 from __future__ import annotations
@@ -15,34 +17,74 @@ from typing import Any
 import fastapi
 import fastapi.exceptions
 import fastapi.responses
-import pydantic
+import starlette.exceptions
 
-from modelpilot.modelserver import asgi, dataplane, errors, settings
+from modelpilot.modelserver import asgi, dataplane, errors, oip, rest, settings
 
-
-class Tensor(pydantic.BaseModel):
-    """One v2 input tensor."""
-
-    name: str = pydantic.Field(min_length=1)
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-    parameters: dict[str, Any] | None = None
-
-
-class InferenceRequest(pydantic.BaseModel):
-    """A v2 inference request (Open Inference Protocol, REST)."""
-
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    inputs: list[Tensor] = pydantic.Field(min_length=1)
-    outputs: list[dict[str, Any]] | None = None
-
-
-class PredictRequest(pydantic.BaseModel):
-    """`{"instances": [...]}`: rows as objects keyed by column, or as lists in signature order."""
-
-    instances: list[dict[str, Any] | list[Any]] = pydantic.Field(min_length=1)
+# The OpenAPI description of the inference bodies (they are parsed in `rest`, not by pydantic).
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": sorted(oip.DATATYPES)},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "parameters": {"type": "object"},
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+            },
+        },
+    }
+}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["instances"],
+                    "properties": {
+                        "instances": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def create_app(
@@ -54,18 +96,29 @@ def create_app(
     async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
         if plane.model is None:
             plane.start()
+        grpc_server = None
+        if config.grpc_port is not None:
+            from modelpilot.modelserver import grpcserver  # grpcio only when gRPC is on
+
+            grpc_server = await grpcserver.start(plane, host=config.host, port=config.grpc_port)
         yield
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5.0)
         await plane.stop()
 
     app = fastapi.FastAPI(
         title="modelpilot model server",
         version="0.1.0",
         lifespan=lifespan,
+        # tritonclient posts without a Content-Type; FastAPI >= 0.132 refuses such bodies unless
+        # told not to (the inference bodies are parsed in `rest`, whatever their type).
+        strict_content_type=False,
         responses={
             400: {"description": "Malformed body"},
             404: {"description": "Unknown model, or no drift window"},
+            405: {"description": "Method not allowed on this route"},
             413: {"description": "Body or batch too large"},
-            422: {"description": "Inputs do not match the model's signature"},
+            422: {"description": "/predict: inputs do not match the model's signature"},
             503: {"description": "The model is still loading"},
         },
     )
@@ -78,6 +131,16 @@ def create_app(
         plane.count_error(exc.status_code)
         return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
+    @app.exception_handler(starlette.exceptions.HTTPException)
+    async def http_error(
+        _: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> fastapi.responses.Response:
+        # Unknown routes (404) and methods (405) in the protocol's shape, counted like the rest.
+        plane.count_error(exc.status_code)
+        return fastapi.responses.JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def invalid_request(
         _: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
@@ -86,6 +149,12 @@ def create_app(
         plane.count_error(status)
         return fastapi.responses.JSONResponse(
             {"error": asgi.validation_message(exc)}, status_code=status
+        )
+
+    def answer(result: rest.Answer) -> fastapi.responses.Response:
+        status, headers, body = result
+        return fastapi.responses.Response(
+            body, status_code=status, headers={k.decode(): v.decode() for k, v in headers}
         )
 
     @app.get("/v2/health/live")
@@ -106,6 +175,10 @@ def create_app(
     async def model_metadata(name: str) -> dict[str, Any]:
         return plane.model_metadata(name)
 
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_version_metadata(name: str, version: str) -> dict[str, Any]:
+        return plane.model_metadata(name, version)
+
     @app.get("/v2/models/{name}/ready", responses={503: {"description": "Still loading"}})
     async def model_ready(name: str) -> fastapi.responses.Response:
         ok = plane.model_ready(name)
@@ -113,14 +186,31 @@ def create_app(
             {"name": name, "ready": ok}, status_code=200 if ok else 503
         )
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: InferenceRequest) -> dict[str, Any]:
-        payload = request.model_dump(exclude_none=True)
-        return await plane.infer_v2(name, payload)
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        responses={503: {"description": "Still loading"}},
+    )
+    async def model_version_ready(name: str, version: str) -> fastapi.responses.Response:
+        ok = plane.model_ready(name, version)
+        return fastapi.responses.JSONResponse(
+            {"name": name, "ready": ok}, status_code=200 if ok else 503
+        )
 
-    @app.post("/predict")
-    async def predict(request: PredictRequest) -> dict[str, Any]:
-        return await plane.predict(request.instances)
+    # Served by `rest.FastPath` in the process; declared here for the OpenAPI description and
+    # for callers of the bare FastAPI app, with the same code behind them.
+    @app.post("/v2/models/{name}/infer", openapi_extra=_INFER_BODY)
+    async def infer(name: str, request: fastapi.Request) -> fastapi.responses.Response:
+        return answer(await rest.infer(plane, name, None, await request.body(), request.headers))
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=_INFER_BODY)
+    async def infer_version(
+        name: str, version: str, request: fastapi.Request
+    ) -> fastapi.responses.Response:
+        return answer(await rest.infer(plane, name, version, await request.body(), request.headers))
+
+    @app.post("/predict", openapi_extra=_PREDICT_BODY)
+    async def predict(request: fastapi.Request) -> fastapi.responses.Response:
+        return answer(await rest.predict(plane, await request.body()))
 
     @app.get("/drift/window")
     async def drift_window() -> dict[str, Any]:
@@ -132,5 +222,11 @@ def create_app(
             plane.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes, on_reject=plane.count_error)
     return app
+
+
+def create_asgi(config: settings.ServerSettings) -> rest.FastPath:
+    """The model server as served: the FastAPI app behind the inference fast path."""
+    application = create_app(config)
+    return rest.FastPath(application, plane=application.state.plane, limit=config.max_body_bytes)

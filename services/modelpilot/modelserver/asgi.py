@@ -7,6 +7,8 @@ replays it, so a chunked body without a Content-Length is limited as surely as a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import fastapi.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,9 +34,13 @@ async def read_body(receive: Receive, limit: int) -> bytes | int | None:
 class BodyLimit:
     """Answer 413 for bodies over `limit` bytes, before the app parses them (ASGI middleware)."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int, on_reject: Callable[[int], None] | None = None
+    ) -> None:
+        """`on_reject(413)` is called for each body refused (the model server counts them)."""
         self.app = app
         self.limit = limit
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -68,6 +74,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send, size: int) -> None:
+        if self.on_reject is not None:
+            self.on_reject(413)
         payload = (
             f'{{"error": "request body: {size} bytes or more, at most {self.limit} allowed '
             f'(MODELPILOT_SERVER_MAX_BODY_BYTES)"}}'

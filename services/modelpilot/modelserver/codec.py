@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelpilot.modelserver import errors
+import numpy as np
+import numpy.typing as npt
+
+from modelpilot.modelserver import errors, oip
 
 # MLflow DataType names -> what JSON value is accepted.
 _NUMERIC = {"double", "float"}
@@ -31,7 +34,7 @@ _V2_FOR_KIND = {
     "boolean": frozenset({"BOOL"}),
     "string": frozenset({"BYTES"}),
 }
-V2_DATATYPES = frozenset().union(*_V2_FOR_KIND.values())
+V2_DATATYPES = oip.DATATYPES
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,15 @@ class Column:
     name: str
     kind: str  # an MLflow DataType name: double, float, long, integer, boolean, string
     required: bool = True
+    shape: tuple[int, ...] = (-1,)  # as in the signature; -1 is the batch (a variable size)
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Decoded inputs: one list of values per column (in signature order), all of equal length."""
+    """Decoded inputs: the values of each column (in signature order), all of equal length: a
+    list per column from `{"instances": ...}`, a numpy array of the column's type from v2."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, Any]
     rows: int
 
 
@@ -182,32 +187,119 @@ def _shape_size(shape: Any, where: str) -> tuple[list[int], int]:
     return shape, math.prod(shape)
 
 
-def decode_v2_inputs(inputs: Any, schema: Sequence[Column] | None, *, max_rows: int) -> Batch:
-    """v2 `inputs`: one 1-D tensor per column (named as in the signature), or one [N, F] tensor."""
-    if not isinstance(inputs, list) or not inputs:
+# The JSON value types a tensor of each datatype holds (`type(v) in ...`, so a bool is no number).
+_JSON_TYPES: dict[str, frozenset[type]] = {
+    **{d: frozenset({int}) for d in _V2_INTEGERS},
+    **{d: frozenset({int, float}) for d in ("FP16", "FP32", "FP64")},
+    "BOOL": frozenset({bool}),
+    "BYTES": frozenset({str}),
+}
+_JSON_NAMES = {"BOOL": "true or false", "BYTES": "a string"}
+# MLflow DataType name -> the numpy dtype of its column (what MLflow's schema enforcement expects).
+_KIND_DTYPES: dict[str, Any] = {
+    "double": np.float64,
+    "float": np.float32,
+    "long": np.int64,
+    "integer": np.int32,
+    "boolean": np.bool_,
+}
+
+
+def _tensor_array(t: oip.Tensor, where: str) -> tuple[list[int], npt.NDArray[Any]]:
+    """The tensor's shape and its elements as a flat array of its datatype (JSON values are
+    checked against the datatype; an `object` array keeps nulls for optional columns)."""
+    if not isinstance(t.name, str) or not t.name:
+        raise errors.InvalidInputError(f"{where}.name: expected a non-empty string")
+    if t.datatype not in V2_DATATYPES:
+        raise errors.InvalidInputError(
+            f"{where}.datatype: expected one of {', '.join(sorted(V2_DATATYPES))}"
+        )
+    shape, size = _shape_size(t.shape, where)
+    if isinstance(t.data, np.ndarray):
+        if t.data.size != size:
+            raise errors.InvalidInputError(
+                f"{where}: shape {shape} needs {size} values, got {t.data.size}"
+            )
+        return shape, t.data.reshape(-1)
+    data = _flatten(t.data, f"{where}.data")
+    if len(data) != size:
+        raise errors.InvalidInputError(
+            f"{where}.data: shape {shape} needs {size} values, got {len(data)}"
+        )
+    allowed = _JSON_TYPES[t.datatype]
+    found = set(map(type, data))
+    if not found <= allowed:
+        if found - allowed != {type(None)}:
+            i, bad = next(
+                (i, v) for i, v in enumerate(data) if v is not None and type(v) not in allowed
+            )
+            expected = _JSON_NAMES.get(t.datatype) or (
+                "an integer" if allowed == {int} else "a number"
+            )
+            raise errors.InvalidInputError(
+                f"{where}.data[{i}]: expected {expected} ({t.datatype}), got {_show(bad)}"
+            )
+        return shape, np.array(data, dtype=object)  # nulls: allowed only for optional columns
+    if t.datatype == "BYTES":
+        out = np.empty(len(data), dtype=object)
+        out[:] = data
+        return shape, out
+    try:
+        return shape, np.array(data, dtype=oip.DTYPES[t.datatype])
+    except OverflowError as exc:
+        info = np.iinfo(oip.DTYPES[t.datatype])
+        i = next(i for i, v in enumerate(data) if not info.min <= v <= info.max)
+        raise errors.InvalidInputError(
+            f"{where}.data[{i}]: {data[i]} is out of the range of {t.datatype}"
+        ) from exc
+
+
+def _as_column(
+    values: npt.NDArray[Any], datatype: str, column: Column, where: str
+) -> npt.NDArray[Any]:
+    """One column's values converted to the numpy type of its signature kind."""
+    _check_datatype(datatype, column, f"{where}.datatype")
+    if (values.dtype == object and datatype != "BYTES") or column.kind == "string":
+        for r, v in enumerate(values):
+            if v is None and column.required:
+                raise errors.InvalidInputError(
+                    f"{where}.data[{r}] ({column.name}): is required, got null"
+                )
+        if column.kind == "string":
+            out = np.empty(len(values), dtype=object)
+            out[:] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+            return out
+        return values
+    dtype = _KIND_DTYPES.get(column.kind)
+    if dtype is None:
+        raise errors.InvalidInputError(
+            f"{where}: the model's signature has type {column.kind!r}, not servable"
+        )
+    if values.dtype.kind in "iu" and np.dtype(dtype).kind in "iu" and len(values):
+        info = np.iinfo(dtype)
+        low, high = int(values.min()), int(values.max())
+        if low < info.min or high > info.max:
+            raise errors.InvalidInputError(
+                f"{where} ({column.name}): {high if high > info.max else low} is outside the "
+                f"{column.kind} range"
+            )
+    return values.astype(dtype, copy=False)
+
+
+def decode_v2_inputs(
+    inputs: Sequence[oip.Tensor], schema: Sequence[Column] | None, *, max_rows: int
+) -> Batch:
+    """v2 `inputs`: one 1-D tensor per column (named as in the signature), or one [N, F] tensor.
+
+    Each column becomes a numpy array of its signature type; a tensor's declared datatype is
+    honoured first (FP32 values are float32 before they become a double column), as MLServer's
+    codecs do, so both servers hand the model the same numbers."""
+    if not inputs:
         raise errors.InvalidInputError("inputs: expected a non-empty list of tensors")
-    tensors: list[tuple[str, list[int], str, list[Any]]] = []
-    for i, t in enumerate(inputs):
-        where = f"inputs[{i}]"
-        if not isinstance(t, dict):
-            raise errors.InvalidInputError(f"{where}: expected a tensor object")
-        name, datatype = t.get("name"), t.get("datatype")
-        if not isinstance(name, str) or not name:
-            raise errors.InvalidInputError(f"{where}.name: expected a non-empty string")
-        if datatype not in V2_DATATYPES:
-            raise errors.InvalidInputError(
-                f"{where}.datatype: expected one of {', '.join(sorted(V2_DATATYPES))}"
-            )
-        shape, size = _shape_size(t.get("shape"), where)
-        data = _flatten(t.get("data"), f"{where}.data")
-        if len(data) != size:
-            raise errors.InvalidInputError(
-                f"{where}.data: shape {shape} needs {size} values, got {len(data)}"
-            )
-        tensors.append((name, shape, str(datatype), data))
+    tensors = [(t, *_tensor_array(t, f"inputs[{i}]")) for i, t in enumerate(inputs)]
 
     if len(tensors) == 1 and len(tensors[0][1]) == 2:
-        name, shape, datatype, data = tensors[0]
+        t, shape, flat = tensors[0]
         rows, width = shape
         cols = (
             list(schema)
@@ -220,19 +312,16 @@ def decode_v2_inputs(inputs: Any, schema: Sequence[Column] | None, *, max_rows: 
                 f"({', '.join(c.name for c in cols)}), got {shape}"
             )
         _check_rows(rows, max_rows)
-        out: dict[str, list[Any]] = {c.name: [] for c in cols}
-        for j, c in enumerate(cols):
-            _check_datatype(datatype, c, "inputs[0].datatype")
-            col = out[c.name]
-            for r in range(rows):
-                col.append(
-                    _check_value(data[r * width + j], c, f"inputs[0].data[{r}][{j}] ({c.name})")
-                )
-        return Batch(columns=out, rows=rows)
+        matrix = flat.reshape(rows, width)
+        return Batch(
+            columns={
+                c.name: _as_column(matrix[:, j], t.datatype, c, "inputs[0]")
+                for j, c in enumerate(cols)
+            },
+            rows=rows,
+        )
 
-    by_name = {
-        name: (i, shape, datatype, data) for i, (name, shape, datatype, data) in enumerate(tensors)
-    }
+    by_name = {t.name: (i, t, shape, flat) for i, (t, shape, flat) in enumerate(tensors)}
     if len(by_name) != len(tensors):
         raise errors.InvalidInputError("inputs: tensor names must be unique")
     if schema is None:
@@ -244,11 +333,11 @@ def decode_v2_inputs(inputs: Any, schema: Sequence[Column] | None, *, max_rows: 
             f"inputs.{unknown[0]}: not an input of the model (inputs: {', '.join(names)})"
         )
     rows = -1
-    out = {}
+    out: dict[str, Any] = {}
     for c in schema:
         if c.name not in by_name:
             raise errors.InvalidInputError(f"inputs.{c.name}: missing (required by the signature)")
-        i, shape, datatype, data = by_name[c.name]
+        i, t, shape, flat = by_name[c.name]
         if len(shape) != 1 and not (len(shape) == 2 and shape[1] == 1):
             raise errors.InvalidInputError(
                 f"inputs[{i}].shape: expected [N] or [N, 1], got {shape}"
@@ -260,8 +349,7 @@ def decode_v2_inputs(inputs: Any, schema: Sequence[Column] | None, *, max_rows: 
             raise errors.InvalidInputError(
                 f"inputs[{i}].shape: {c.name} has {shape[0]} rows, other inputs have {rows}"
             )
-        _check_datatype(datatype, c, f"inputs[{i}].datatype")
-        out[c.name] = [_check_value(v, c, f"inputs.{c.name}[{r}]") for r, v in enumerate(data)]
+        out[c.name] = _as_column(flat, t.datatype, c, f"inputs[{i}]")
     return Batch(columns=out, rows=rows)
 
 
@@ -279,14 +367,3 @@ def _check_datatype(datatype: str, column: Column, where: str) -> None:
             f"{where}: {column.name} is {column.kind}; {datatype} is not allowed "
             f"(use one of {', '.join(sorted(allowed))})"
         )
-
-
-def v2_datatype(values: Sequence[Any]) -> str:
-    """The v2 datatype of an output column (JSON-ready Python values)."""
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from modelpilot.modelserver import batching, codec, errors, loader, metrics, settings, window
+from modelpilot.modelserver import batching, codec, errors, loader, metrics, oip, settings, window
 
 log = logging.getLogger("modelpilot.modelserver")
 
@@ -42,8 +44,6 @@ class DataPlane:
 
     async def stop(self) -> None:
         await self.batcher.stop()
-        if self.window is not None:
-            await asyncio.to_thread(self.window.close)  # the last flush (issue 15)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -71,7 +71,6 @@ class DataPlane:
             self.window = window.DriftWindow(
                 loaded.profile, window_seconds=self.settings.window_seconds
             )
-            self.window.persist(config=self.settings, model=loaded)  # issue 15: flush to MLflow
         self.metrics.set_version(loaded.version)
         self.load_error = None
         self.model = loaded  # last: readiness flips only when everything above is in place
@@ -82,35 +81,47 @@ class DataPlane:
     def ready(self) -> bool:
         return self.model is not None
 
-    def _model(self, name: str | None) -> loader.LoadedModel:
+    def _model(self, name: str | None, version: str | None = None) -> loader.LoadedModel:
         if name is not None and name != self.ref.name:
             raise errors.ModelNotFoundError(
                 f"model {name!r} is not served here (this server: {self.ref.name!r})"
             )
         if self.model is None:
             raise errors.ModelNotReadyError(f"model {self.ref.name!r} is still loading")
+        if version and version != self.model.version:
+            raise errors.ModelNotFoundError(
+                f"model {self.ref.name!r} version {version!r} is not served here "
+                f"(this server: version {self.model.version})"
+            )
         return self.model
 
-    def model_ready(self, name: str) -> bool:
+    def model_ready(self, name: str, version: str | None = None) -> bool:
         if name != self.ref.name:
             raise errors.ModelNotFoundError(
                 f"model {name!r} is not served here (this server: {self.ref.name!r})"
             )
-        return self.ready
+        if self.model is None:
+            return False
+        self._model(name, version)
+        return True
 
     def server_metadata(self) -> dict[str, Any]:
         return {
             "name": "modelpilot-model-server",
             "version": "0.1.0",
-            "extensions": ["predict", "drift"],
+            "extensions": ["binary_tensor_data", "predict", "drift"],
         }
 
-    def model_metadata(self, name: str) -> dict[str, Any]:
-        model = self._model(name)
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        model = self._model(name, version)
 
         def tensors(cols: tuple[codec.Column, ...] | None) -> list[dict[str, Any]]:
             return [
-                {"name": c.name, "datatype": _V2_OF_KIND.get(c.kind, "BYTES"), "shape": [-1]}
+                {
+                    "name": c.name,
+                    "datatype": V2_OF_KIND.get(c.kind, "BYTES"),
+                    "shape": list(c.shape),
+                }
                 for c in cols or ()
             ]
 
@@ -123,31 +134,45 @@ class DataPlane:
         }
 
     # ---- inference ---------------------------------------------------------------------------
-    async def infer_v2(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        model = self._model(name)
+    async def infer(
+        self, name: str, version: str | None, request: oip.InferRequest, *, protocol: str = "v2"
+    ) -> oip.InferResponse:
+        """One Open Inference Protocol request, whichever transport it came by."""
+        model = self._model(name, version)
         start = time.perf_counter()
         batch = codec.decode_v2_inputs(
-            payload.get("inputs"), model.schema, max_rows=self.settings.max_batch_rows
+            request.inputs, model.schema, max_rows=self.settings.max_batch_rows
         )
+        known = [c.name for c in model.outputs] if model.outputs else None
+        if known is not None:
+            _check_requested(request.outputs, known)
         predictions = await self._predict(batch)
-        outputs = [
-            {
-                "name": col,
-                "shape": [len(values)],
-                "datatype": codec.v2_datatype(values),
-                "data": values,
-            }
-            for col, values in predictions.items()
-        ]
-        response: dict[str, Any] = {
-            "model_name": model.name,
-            "model_version": model.version,
-            "outputs": outputs,
-        }
-        if payload.get("id") is not None:
-            response["id"] = payload["id"]
-        self.metrics.observe(protocol="v2", seconds=time.perf_counter() - start, rows=batch.rows)
-        return response
+        if known is None:
+            _check_requested(request.outputs, list(predictions))
+        elif list(predictions) != known and len(predictions) == len(known):
+            # The signature names the outputs; the model's own names (a Series' name) yield.
+            predictions = dict(zip(known, predictions.values(), strict=True))
+        binary_all = bool(request.parameters.get("binary_data_output", False))
+        if request.outputs is None:
+            wanted = [(col, binary_all) for col in predictions]
+        else:
+            wanted = [
+                (o.name, bool(o.parameters.get("binary_data", binary_all))) for o in request.outputs
+            ]
+        outputs = []
+        for col, binary in wanted:
+            values = predictions[col]
+            outputs.append(
+                oip.OutputTensor(
+                    name=col, datatype=oip.datatype_of(values), data=values, binary=binary
+                )
+            )
+        self.metrics.observe(
+            protocol=protocol, seconds=time.perf_counter() - start, rows=batch.rows
+        )
+        return oip.InferResponse(
+            model_name=model.name, model_version=model.version, outputs=outputs, id=request.id
+        )
 
     async def predict(self, instances: Any) -> dict[str, Any]:
         model = self._model(None)
@@ -155,7 +180,7 @@ class DataPlane:
         batch = codec.decode_instances(
             instances, model.schema, max_rows=self.settings.max_batch_rows
         )
-        predictions = await self._predict(batch)
+        predictions = {k: jsonable(v) for k, v in (await self._predict(batch)).items()}
         if len(predictions) == 1:
             body: list[Any] = next(iter(predictions.values()))
         else:
@@ -168,16 +193,16 @@ class DataPlane:
         )
         return {"predictions": body, "model_name": model.name, "model_version": model.version}
 
-    async def _predict(self, batch: codec.Batch) -> dict[str, list[Any]]:
+    async def _predict(self, batch: codec.Batch) -> dict[str, npt.NDArray[Any]]:
         if self.settings.batching:
             out = await self.batcher.submit(batch.columns, batch.rows)
         else:
             out = self._predict_columns(batch.columns, batch.rows)
         if len(out) == 1:
-            self.metrics.count_classes(next(iter(out.values())))
+            self.metrics.count_classes(next(iter(out.values())).tolist())
         return out
 
-    def _predict_columns(self, columns: dict[str, list[Any]], rows: int) -> dict[str, list[Any]]:
+    def _predict_columns(self, columns: dict[str, Any], rows: int) -> dict[str, npt.NDArray[Any]]:
         """One model call on decoded columns (a request, or a batch of them), plus the window."""
         model = self.model
         if model is None:
@@ -185,9 +210,13 @@ class DataPlane:
         frame = pd.DataFrame(columns)
         if model.schema is not None:
             for c in model.schema:
-                if c.kind == "float":
+                if c.kind == "float" and frame[c.name].dtype != np.float32:
                     frame[c.name] = frame[c.name].astype(np.float32)
-                elif c.kind == "integer" and not frame[c.name].isna().any():
+                elif (
+                    c.kind == "integer"
+                    and frame[c.name].dtype != np.int32
+                    and not frame[c.name].isna().any()
+                ):
                     frame[c.name] = frame[c.name].astype(np.int32)
         try:
             raw = model.pyfunc.predict(frame)
@@ -221,7 +250,7 @@ class DataPlane:
         self.metrics.error(code)
 
 
-_V2_OF_KIND = {
+V2_OF_KIND = {
     "double": "FP64",
     "float": "FP32",
     "long": "INT64",
@@ -231,21 +260,32 @@ _V2_OF_KIND = {
 }
 
 
-def _jsonable(values: Any) -> list[Any]:
-    array = np.asarray(values)
-    if array.dtype.kind == "f":
-        # NaN and infinities are not JSON; send null.
-        return [None if not np.isfinite(v) else float(v) for v in array.tolist()]
-    out: list[Any] = array.tolist()
+def _check_requested(outputs: list[oip.RequestedOutput] | None, known: list[str]) -> None:
+    """Requested outputs must exist: a name the model does not produce is a 400, not ignored."""
+    for i, o in enumerate(outputs or ()):
+        if o.name not in known:
+            raise errors.InvalidInputError(
+                f"outputs[{i}].name: {o.name!r} is not an output of the model "
+                f"(outputs: {', '.join(known)})"
+            )
+
+
+def jsonable(values: npt.NDArray[Any]) -> list[Any]:
+    """A column as JSON-ready values: NaN and infinities (not JSON) become null, bytes text."""
+    if values.dtype.kind == "f":
+        return [None if not math.isfinite(v) else v for v in values.tolist()]
+    out: list[Any] = values.tolist()
+    if values.dtype == object:
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in out]
     return out
 
 
-def _to_columns(raw: Any, rows: int) -> dict[str, list[Any]]:
+def _to_columns(raw: Any, rows: int) -> dict[str, npt.NDArray[Any]]:
     if isinstance(raw, pd.DataFrame):
-        return {str(c): _jsonable(raw[c].to_numpy()) for c in raw.columns}
+        return {str(c): raw[c].to_numpy() for c in raw.columns}
     if isinstance(raw, pd.Series):
-        return {str(raw.name or "predict"): _jsonable(raw.to_numpy())}
+        return {str(raw.name or "predict"): raw.to_numpy()}
     array = np.asarray(raw)
     if array.ndim == 2 and array.shape[0] == rows:
-        return {f"predict_{j}": _jsonable(array[:, j]) for j in range(array.shape[1])}
-    return {"predict": _jsonable(array.reshape(rows, -1)[:, 0] if array.ndim > 1 else array)}
+        return {f"predict_{j}": array[:, j] for j in range(array.shape[1])}
+    return {"predict": array.reshape(rows, -1)[:, 0] if array.ndim > 1 else array}

@@ -65,6 +65,33 @@ def schema_columns(signature_schema: Any) -> tuple[codec.Column, ...] | None:
     return tuple(cols)
 
 
+# numpy dtype kind and size of a TensorSpec -> the MLflow DataType name the codec works with.
+_KIND_OF_DTYPE = {
+    ("f", 8): "double",
+    ("f", 4): "float",
+    ("i", 8): "long",
+    ("i", 4): "integer",
+    ("b", 1): "boolean",
+}
+
+
+def output_columns(signature_schema: Any) -> tuple[codec.Column, ...] | None:
+    """The model's outputs: named columns, or tensors (an unnamed one is `predict`, the name
+    the data plane gives a model's plain array of predictions)."""
+    if signature_schema is None:
+        return None
+    if not signature_schema.is_tensor_spec():
+        return schema_columns(signature_schema)
+    specs = list(signature_schema.inputs)
+    cols = []
+    for i, spec in enumerate(specs):
+        dtype = spec.type
+        kind = _KIND_OF_DTYPE.get((dtype.kind, dtype.itemsize), "string")
+        name = spec.name or ("predict" if len(specs) == 1 else f"predict_{i}")
+        cols.append(codec.Column(name=name, kind=kind, shape=tuple(spec.shape)))
+    return tuple(cols)
+
+
 def load(*, model_uri: str, tracking_uri: str | None, with_profile: bool) -> LoadedModel:
     """Resolve, download and load the model (blocking; the data plane runs it in a thread)."""
     ref = parse_model_uri(model_uri)
@@ -78,7 +105,7 @@ def load(*, model_uri: str, tracking_uri: str | None, with_profile: bool) -> Loa
         model = mlflow.pyfunc.load_model(f"models:/{ref.name}/{version}")
     signature = model.metadata.signature
     schema = schema_columns(signature.inputs) if signature is not None else None
-    outputs = schema_columns(signature.outputs) if signature is not None else None
+    outputs = output_columns(signature.outputs) if signature is not None else None
     profile = None
     if with_profile:
         profile = profiles.find_reference_profile(client, name=ref.name, version=version)

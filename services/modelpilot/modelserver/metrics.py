@@ -41,6 +41,7 @@ class ModelMetrics:
         self._children = {
             "v2": self.requests.labels(*labels, "v2"),
             "predict": self.requests.labels(*labels, "predict"),
+            "grpc": self.requests.labels(*labels, "grpc"),
             "latency": self.latency.labels(*labels),
             "batch": self.batch_size.labels(*labels),
         }

@@ -41,6 +41,15 @@ class ServerSettings(pydantic_settings.BaseSettings):
     port: int = pydantic.Field(default=8080, ge=0, le=65535, description="Port to listen on.")
     """Port to listen on (0 picks a free one; only useful in tests)."""
 
+    grpc_port: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the Open Inference Protocol over gRPC (unset: no gRPC).",
+    )
+    """Port of `inference.GRPCInferenceService` (the operator's pods use 8081); unset, the
+    server speaks HTTP only. The gRPC server listens on `host` too."""
+
     max_body_bytes: int = pydantic.Field(
         default=1_048_576, gt=0, description="Largest request body accepted (413 above it)."
     )

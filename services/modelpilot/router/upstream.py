@@ -64,6 +64,9 @@ class Response:
     status: int
     content_type: str
     body: bytes
+    # Answer headers passed on to the client besides the content type (the binary tensor data
+    # extension's `inference-header-content-length`, which frames the body).
+    extra: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class _Connection(asyncio.Protocol):
         self.headers_done = False
         self.framed = False
         self.content_type = b"application/json"
+        self.extra: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.closed = False
         self.keep_alive = False
@@ -168,6 +172,8 @@ class _Connection(asyncio.Protocol):
             self.content_type = value
         elif name in (b"content-length", b"transfer-encoding"):
             self.framed = True
+        elif name == b"inference-header-content-length":
+            self.extra.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -191,6 +197,7 @@ class _Connection(asyncio.Protocol):
             status=status,
             content_type=self.content_type.decode("latin-1"),
             body=b"".join(self.chunks),
+            extra=tuple(self.extra),
         )
         self._reset()
         if waiter is not None and not waiter.done():
@@ -206,6 +213,7 @@ class _Connection(asyncio.Protocol):
         self.headers_done = False
         self.framed = False
         self.content_type = b"application/json"
+        self.extra = []
 
     def send(self, request: bytes) -> asyncio.Future[Response]:
         assert self.transport is not None
@@ -300,12 +308,18 @@ class Pool:
         self._idle.setdefault(connection.origin, collections.deque()).append(connection)
 
     async def request(
-        self, origin: Origin, path: str, *, body: bytes, headers: dict[str, str]
+        self,
+        origin: Origin,
+        path: str,
+        *,
+        body: bytes,
+        headers: dict[str, str],
+        method: bytes = b"POST",
     ) -> Response:
-        """POST `body` to `origin` + `path` with `headers`: the complete answer or an
-        UpstreamError (`TargetError` when `path` or a header value cannot be sent)."""
+        """POST (or `method`) `body` to `origin` + `path` with `headers`: the complete answer or
+        an UpstreamError (`TargetError` when `path` or a header value cannot be sent)."""
         head = [
-            b"POST ",
+            method + b" ",
             origin.prefix + _check_target(path),
             b" HTTP/1.1\r\nhost: ",
             origin.host_header,
