@@ -10,20 +10,7 @@ from typing import Any
 
 import click
 
-from modelpilot import errors
-
-
-def _settings(cls: Any, prefix: str, values: dict[str, Any]) -> Any:
-    import pydantic
-
-    try:
-        return cls(**{k: v for k, v in values.items() if v is not None})
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise errors.InputError(
-            f"--{field.replace('_', '-')} ({prefix}{field.upper()}): {first['msg']}"
-        ) from exc
+from modelpilot import config
 
 
 @click.group("serve")
@@ -45,7 +32,7 @@ def model(**values: Any) -> None:
     from modelpilot.modelserver import __main__ as entry
     from modelpilot.modelserver import settings
 
-    entry.run(_settings(settings.ServerSettings, "MODELPILOT_SERVER_", values))
+    entry.run(config.load(settings.ServerSettings, values, flags=True))
 
 
 @serve.command("router")
@@ -60,4 +47,4 @@ def router(**values: Any) -> None:
     from modelpilot.router import __main__ as entry
     from modelpilot.router import settings
 
-    entry.run(_settings(settings.RouterSettings, "MODELPILOT_ROUTER_", values))
+    entry.run(config.load(settings.RouterSettings, values, flags=True))

@@ -13,12 +13,11 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn, Protocol, TypeVar
 
-import pydantic
 import pydantic_settings
 import uvicorn
 from starlette.types import ASGIApp
 
-from modelpilot import errors
+from modelpilot import config, errors
 
 
 class ListenSettings(Protocol):
@@ -50,12 +49,9 @@ def fail(prog: str, message: str) -> NoReturn:
 def settings_from_env(cls: type[SettingsT], *, prog: str) -> SettingsT:
     """`cls()` read from the environment; an invalid value names its variable (`PREFIX_FIELD`)."""
     try:
-        return cls()
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        prefix = cls.model_config.get("env_prefix", "")
-        fail(prog, f"{prefix}{field.upper()}: {first['msg']}")
+        return config.load(cls)
+    except errors.InputError as exc:
+        fail(prog, str(exc))
 
 
 def serve(

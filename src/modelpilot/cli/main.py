@@ -3,7 +3,8 @@
 Each area of the product contributes one click group in its own module under `modelpilot.cli`
 (`stats`, `drift`, `bandit`, `models`, ...). Groups are loaded lazily, so `modelpilot stats ...`
 does not pay for importing MLflow or kopf. Errors are one line on stderr: exit 2 for bad input
-(click usage errors and `InputError`), exit 1 for a check that failed, never a traceback.
+(click usage errors and `InputError`), 75 (EX_TEMPFAIL, sysexits.h) for a dependency that did not
+answer (`Unavailable`: try again), 1 for a check that failed, never a traceback.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def cli() -> None:
     watch drift."""
 
 
+EXIT_TEMPFAIL = 75
+"""sysexits.h EX_TEMPFAIL: a temporary failure; the caller is invited to retry."""
+
+
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="modelpilot", standalone_mode=False)
@@ -66,6 +71,9 @@ def main(argv: list[str] | None = None) -> Any:
     except errors.InputError as exc:
         click.echo(f"modelpilot: error: {exc}", err=True)
         sys.exit(2)
+    except errors.Unavailable as exc:
+        click.echo(f"modelpilot: error: {exc} (temporary; try again)", err=True)
+        sys.exit(EXIT_TEMPFAIL)
     except errors.CheckFailed as exc:
         click.echo(f"modelpilot: {exc}", err=True)
         sys.exit(1)

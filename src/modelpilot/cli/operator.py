@@ -11,9 +11,8 @@ import importlib
 from typing import Any
 
 import click
-import pydantic
 
-from modelpilot import errors
+from modelpilot import config
 
 
 @click.group(name="operator")
@@ -38,12 +37,4 @@ def run(**options: Any) -> None:
         "health_port": options["health_port"],
         "metrics_port": options["metrics_port"],
     }
-    try:
-        settings = settings_mod.OperatorSettings(
-            **{key: value for key, value in overrides.items() if value is not None}
-        )
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise errors.InputError(f"operator setting {field}: {first['msg']}") from exc
-    main_mod.run(settings)
+    main_mod.run(config.load(settings_mod.OperatorSettings, overrides, flags=True))

@@ -1,9 +1,10 @@
 """MLflow clients with short timeouts, and the mapping of MLflow's errors to modelpilot's.
 
-    modelpilot.errors.InputError
+    modelpilot.errors.InputError (permanent: fix the input)
     ├── RunNotFound          the run id does not exist on the server
-    ├── ModelNotFound        no such registered model, version or alias
-    └── RegistryUnavailable  the tracking server did not answer (wrong URI, server down)
+    └── ModelNotFound        no such registered model, version or alias
+    modelpilot.errors.Unavailable (transient: retry)
+    └── RegistryUnavailable  the tracking server did not answer (server down, or a wrong URI)
 
 Design decision: MLflow's defaults (120 s timeout, 7 retries with exponential backoff) make a typo
 in `--tracking-uri` hang for minutes; we lower them (overridable through MLflow's own environment
@@ -44,8 +45,9 @@ class ModelNotFound(errors.InputError):
     """No registered model, version or alias with this name."""
 
 
-class RegistryUnavailable(errors.InputError):
-    """The tracking server could not be reached; the message names the URI."""
+class RegistryUnavailable(errors.Unavailable):
+    """The tracking server could not be reached; the message names the URI. Transient: the
+    operator retries; a person checks the URI if it persists."""
 
 
 def configure(tracking_uri: str | None) -> str:

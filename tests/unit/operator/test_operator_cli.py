@@ -22,7 +22,9 @@ def test_bad_operator_settings_exit_2_with_one_line_naming_the_setting(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith(f"modelpilot: error: operator setting {field}:")
+    # Named as the user can set it: the flag and its environment variable.
+    flag, variable = f"--{field.replace('_', '-')}", f"MODELPILOT_OPERATOR_{field.upper()}"
+    assert err.startswith(f"modelpilot: error: {flag} ({variable}):")
     assert "Traceback" not in err
 
 
