@@ -39,7 +39,7 @@ def collect_persisted(
     try:
         run_id = stored.run_id_of(client, name=name, version=version)
         files = stored.list_files(client, run_id=run_id, namespace=namespace, deployment=deployment)
-    except errors.InputError as exc:
+    except (errors.InputError, errors.Unavailable) as exc:
         log.warning("persisted drift windows not read: %s", exc)
         return 0
     newest: dict[str, stored.WindowFile] = {}
@@ -54,7 +54,7 @@ def collect_persisted(
                 raise collect.Skip("too_large", f"{f.size} bytes, the cap is {max_bytes}")
             try:
                 raw = stored.read(client, run_id=run_id, path=f.path)
-            except errors.InputError as exc:
+            except (errors.InputError, errors.Unavailable) as exc:
                 raise collect.Skip("unreachable", str(exc)) from exc
             try:
                 document = windows.parse(raw)
