@@ -88,11 +88,13 @@ def train_and_log(*, tracking_uri: str, seed: int) -> dict[str, tuple[str, float
             accuracy = float((model.predict(_frame(x_test)) == y_test).mean())
             run.log_params({"model": type(model).__name__, "seed": seed, "role": role})
             run.log_metrics({"test_accuracy": accuracy})
-            run.log_dataset(train, name="train", context="training", targets="label")
             with warnings.catch_warnings():
-                # MLflow hints that the integer *output* (the 0/1 class) cannot hold missing
-                # values; true and irrelevant here, and it would scroll through the live view.
+                # MLflow hints, once for the dataset's `label` column and once for the model's
+                # output, that an integer column (the 0/1 class) cannot hold missing values; true
+                # and irrelevant here (labels are never missing), and it would scroll through the
+                # live view.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                run.log_dataset(train, name="train", context="training", targets="label")
                 run.log_model(model, input_example=_frame(x_train[:50]))
         out[role] = (run.run_id, accuracy)
     return out
