@@ -536,36 +536,3 @@ def test_killing_the_operator_between_updates_loses_and_doubles_no_count_and_sti
         total = dict(traffic.served)
     final = {n: _variant(done["status"], n)["requests"] for n in total}
     assert all(final[n] <= total[n] for n in total)
-
-
-def test_an_experiment_on_a_missing_modeldeployment_fails_with_a_condition_naming_it(
-    control_plane: controlplane.ControlPlane,
-    namespace: str,
-    operator_kubeconfig: Path,
-    tracking_uri: str,
-    registered_model: op.RegisteredModel,
-) -> None:
-    settings = op.operator_settings(tracking_uri, namespace)
-    with op.kopf_operator(settings, operator_kubeconfig):
-        body = experiment("2", deploymentRef="nowhere")
-        body["spec"]["variants"][0]["model"]["name"] = registered_model.name
-        op.apply_yaml(control_plane, body, "-n", namespace)
-        failed = op.wait_for(
-            "Failed", lambda: phase_is(control_plane, namespace, "Failed"), timeout=30
-        )
-        reasons = op.wait_for(
-            "the warning Event",
-            lambda: (
-                r
-                if "DeploymentNotFound" in (r := events_of(control_plane, namespace, "exp"))
-                else None
-            ),
-            timeout=15,
-        )
-        deployments = op.get(control_plane, f"/apis/apps/v1/namespaces/{namespace}/deployments")
-    ready = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "DeploymentNotFound")
-    assert ready["message"].startswith("spec.deploymentRef: ModelDeployment")
-    assert "nowhere" in ready["message"]
-    assert "DeploymentNotFound" in reasons
-    assert deployments["items"] == []  # nothing half-built
