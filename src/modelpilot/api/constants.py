@@ -22,6 +22,9 @@ CONTAINER_PORT: Final = 8080
 `/stats` source reach them on, pod to pod)."""
 SERVICE_PORT: Final = 80
 """The port of every Service the operator creates (`http://<service>.<namespace>.svc:80`)."""
+GRPC_PORT: Final = 8081
+"""The model server's Open Inference Protocol over gRPC, in its container and on its Service
+(`<service>.<namespace>.svc:8081`); the router stays HTTP-only (issue 16)."""
 
 # ---- variants ----------------------------------------------------------------------------------
 STABLE: Final = "stable"

@@ -17,6 +17,7 @@ from modelpilot.operator.builders import meta
 
 CONTAINER_PORT = constants.CONTAINER_PORT
 SERVICE_PORT = constants.SERVICE_PORT
+GRPC_PORT = constants.GRPC_PORT
 ANNOTATION_MODEL_VERSION = constants.ANNOTATION_MODEL_VERSION
 WINDOW_FLUSH_SECONDS = 60
 
@@ -98,18 +99,31 @@ def _deployment(
     }
 
 
-def _service(*, metadata: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
+def _with_grpc_port(container: dict[str, Any]) -> dict[str, Any]:
+    """The model server's container also listens for the OIP over gRPC (issue 16)."""
+    container["ports"].append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
+    return container
+
+
+def _service(
+    *, metadata: dict[str, Any], selector: dict[str, str], grpc: bool = False
+) -> dict[str, Any]:
+    ports = [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]
+    if grpc:  # cleartext HTTP/2, so meshes and gateways route it as gRPC (KEP-3726 h2c)
+        ports.append(
+            {
+                "name": "grpc",
+                "port": GRPC_PORT,
+                "targetPort": "grpc",
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata,
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector,
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
-            ],
-        },
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
     }
 
 
@@ -140,6 +154,7 @@ def build_model_server_deployment(
         {"name": "MODELPILOT_SERVER_DEPLOYMENT", "value": md_name},
         {"name": "MODELPILOT_SERVER_VARIANT", "value": variant},
         {"name": "MODELPILOT_SERVER_PORT", "value": str(CONTAINER_PORT)},
+        {"name": "MODELPILOT_SERVER_GRPC_PORT", "value": str(GRPC_PORT)},
         # The drift window survives restarts and rollouts: flushed to MLflow (issue 15), keyed by
         # namespace and deployment; a SIGKILL loses at most one interval of drift samples.
         {"name": "MODELPILOT_SERVER_NAMESPACE", "value": namespace},
@@ -156,13 +171,15 @@ def build_model_server_deployment(
         ),
         selector=meta.selector_labels(md_name, component="model-server", variant=variant),
         replicas=replicas,
-        container=_container(
-            name="model-server",
-            image=image or serving.get("image") or settings.model_server_image,
-            env=env,
-            resources=resources if resources is not None else serving.get("resources"),
-            settings=settings,
-            probes=("/v2/health/live", "/v2/health/ready"),
+        container=_with_grpc_port(
+            _container(
+                name="model-server",
+                image=image or serving.get("image") or settings.model_server_image,
+                env=env,
+                resources=resources if resources is not None else serving.get("resources"),
+                settings=settings,
+                probes=("/v2/health/live", "/v2/health/ready"),
+            )
         ),
         service_account=None,
         annotations={
@@ -193,6 +210,7 @@ def build_model_server_service(
             owner=owner or md,
         ),
         selector=meta.selector_labels(md_name, component="model-server", variant=variant),
+        grpc=True,
     )
 
 
