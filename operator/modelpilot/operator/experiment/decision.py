@@ -265,6 +265,25 @@ def initial_status(
     }
 
 
+def acknowledge_srm(status: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The status after the user changed the spec: that is the acknowledgement that lifts a
+    sample-ratio-mismatch pause (the status unchanged, as a copy, when nothing is paused)."""
+    out: dict[str, Any] = json.loads(json.dumps(status))
+    srm = out.get("srm") or {}
+    if not srm.get("paused"):
+        return out
+    out["srm"] = {**srm, "paused": False, "mismatch": False}
+    out["conditions"] = conditions.set_condition(
+        out.get("conditions") or [],
+        type_=COND_SRM,
+        status=False,
+        reason="Acknowledged",
+        message="the spec changed; adaptation resumed",
+        now=timestamp(now),
+    )
+    return out
+
+
 # ---- the rules ----------------------------------------------------------------------------------
 def accumulate(state: State) -> None:
     """Rule 1: this interval's increments into the totals, the error rate and the posterior."""
