@@ -17,18 +17,26 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/modelpilot
+# python3, not python: Debian's own python3 package (the base `make images` builds with debootstrap
+# when no registry answers) has no `python` command; python:3.11-slim has both. The venv has both.
+RUN python3 -m venv /opt/modelpilot
 # Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
+# (python -c rather than a heredoc: podman 4.3's buildah does not read Dockerfile heredocs.)
 COPY pyproject.toml README.md ./
-RUN /opt/modelpilot/bin/python - <<'PY' > /tmp/requirements.txt
-import tomllib
-print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
-PY
-RUN /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
+RUN /opt/modelpilot/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+    > /tmp/requirements.txt
+# The optional build secret `ca-certificates` is the builder's trust store, for networks whose
+# HTTPS proxy re-signs PyPI's certificates (make images passes the host's); it is mounted for the
+# pip step only and never lands in a layer.
+RUN --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
+    && /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
 COPY src ./src
 COPY operator ./operator
 COPY services ./services
-RUN /opt/modelpilot/bin/pip install --no-deps . \
+RUN --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
+    && /opt/modelpilot/bin/pip install --no-deps . \
     && /opt/modelpilot/bin/python -c "import modelpilot.errors, modelpilot.cli.main"
 
 FROM ${PYTHON_IMAGE} AS runtime
