@@ -39,7 +39,7 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv k8s-binaries prometheus-binaries redis-binaries ## every test tier present (unit, services, control plane); sets itself up
+test: venv k8s-binaries prometheus-binaries redis-binaries images ## every test tier present (unit, services, control plane); sets itself up
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
@@ -160,22 +160,17 @@ alerts-check: promtool ## promtool check rules and promtool test rules (alerts/t
 	$(PROMTOOL) check rules alerts/modelpilot-rules.yaml
 	$(PROMTOOL) test rules alerts/tests/*.yaml
 
-images: ## build the modelpilot images (general, operator, model-server, router, drift) with Docker
-	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "$@: '$(DOCKER)' is not installed: building images needs Docker (docs/delivery.md)" >&2; exit 1; }
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "$@: no Docker engine answers ('$(DOCKER) info' failed): start dockerd first" >&2; exit 1; }
-	@for t in $(IMAGE_TARGETS); do \
-	  echo "== $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG)"; \
-	  $(DOCKER) build --target $$t -t $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG) . || exit 1; \
-	done
+images: ## build (or reuse) the five images: podman from a Debian-package base here, Docker where it answers (hack/images.sh)
+	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash hack/images.sh
 
 kind-up: ## create the kind cluster (KIND_CLUSTER, default modelpilot; needs Docker and kind)
 	$(require-docker-kind)
 	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then echo "kind cluster $(KIND_CLUSTER) already exists"; \
 	 else $(KIND) create cluster --name $(KIND_CLUSTER) --config tests/kind/kind-cluster.yaml --wait 120s; fi
 
-kind-load: ## load the images built by 'make images' into the kind cluster
+kind-load: images ## load the images of 'make images' into the kind cluster (one archive, whichever engine built it)
 	$(require-docker-kind)
-	@for t in $(IMAGE_TARGETS); do $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$t:$(IMAGE_TAG) || exit 1; done
+	$(KIND) load image-archive --name $(KIND_CLUSTER) "$$(IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash hack/images.sh --print-archive)"
 
 kind-deploy: ## install the chart with MLflow on kind, register a model, apply an example
 	$(require-docker-kind)
@@ -188,7 +183,7 @@ kind-deploy: ## install the chart with MLflow on kind, register a model, apply a
 	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) apply -f manifests/examples/modeldeployment.yaml
 	$(KUBECTL) --context kind-$(KIND_CLUSTER) -n $(KIND_NAMESPACE) wait --for=condition=Ready modeldeployment/iris --timeout=10m
 
-e2e-kind: venv ## the end-to-end tier against the kind cluster (tests/kind, marker kind)
+e2e-kind: venv ## the end-to-end tier against the kind cluster (tests/kind: the bodies of tests/e2e, marker kind)
 	$(require-docker-kind)
 	MODELPILOT_KIND_CONTEXT=kind-$(KIND_CLUSTER) MODELPILOT_KIND_NAMESPACE=$(KIND_NAMESPACE) \
 	  $(PY) -m pytest -m kind tests/kind $(PYTEST_ARGS)
