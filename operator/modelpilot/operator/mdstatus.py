@@ -31,6 +31,7 @@ def truncate(text: str, limit: int) -> str:
 _STUCK_WAITING_REASONS = frozenset(
     {
         "ErrImagePull",
+        "ErrImageNeverPull",  # imagePullPolicy Never and the image is not on the node
         "ImagePullBackOff",
         "InvalidImageName",
         "CrashLoopBackOff",
