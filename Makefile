@@ -78,6 +78,14 @@ bench-serving: venv ## model server vs `mlflow models serve`, router vs direct c
 	@mkdir -p bench/out
 	$(PY) bench/serving.py --out bench/out/serving.json
 
+.PHONY: bench-serving-mlserver proto
+bench-serving-mlserver: venv ## model server vs MLServer 1.7 (its own venv): v2 infer, 1/64 rows, 1/8 connections, batching off/on
+	@mkdir -p bench/out
+	$(PY) bench/serving.py --mlserver-only --seconds 5 --out bench/out/serving.json
+
+proto: venv ## regenerate the model server's gRPC modules from modelserver/proto/predict_v2.proto (grpcio-tools)
+	cd services && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. modelpilot/modelserver/proto/predict_v2.proto
+
 # [lifecycle targets]
 .PHONY: lifecycle-test examples sweep-example
 lifecycle-test: venv ## lifecycle tier: tracking, sweeps, registry, cards, gate (starts a real MLflow server)

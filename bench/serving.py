@@ -486,6 +486,125 @@ def vegeta(
     }
 
 
+# ---- against MLServer (issue 16) -----------------------------------------------------------------
+MLSERVER_ROWS = (1, 64)
+MLSERVER_CONNECTIONS = (1, 8)
+
+
+def v2_body(columns: list[str], rows: list[list[float]]) -> str:
+    """The same v2 request for both servers: one FP64 tensor per column (MLServer's MLflow
+    runtime maps named tensors to the signature's columns; it cannot take one [N, F] tensor)."""
+    return json.dumps(
+        {
+            "inputs": [
+                {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": [r[j] for r in rows]}
+                for j, c in enumerate(columns)
+            ]
+        }
+    )
+
+
+def versus_mlserver(
+    tmp: Path, tracking_uri: str, name: str, version: str, *, seconds: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    """The model server against MLServer 1.7 (its MLflow runtime, one process, own venv) on the
+    same model and bodies: {rows} x {connections} x batching off/on, interleaved rounds (each
+    cell runs ours then MLServer, the order swapped every round); per run the median of rounds
+    and the 1-minute load average seen."""
+    import sklearn.datasets
+
+    from modelpilot.testing import mlserver
+
+    iris = sklearn.datasets.load_iris(as_frame=True)
+    x = iris.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    columns = list(x.columns)
+    rows = x.to_numpy().tolist()
+    bodies = {n: v2_body(columns, (rows * 2)[:n]) for n in MLSERVER_ROWS}
+    path = f"/v2/models/{name}/infer"
+    with contextlib.ExitStack() as stack:
+        urls: dict[tuple[str, bool], str] = {}
+        for batching in (False, True):
+            ctx, url = python_service(
+                tmp,
+                "modelpilot.modelserver",
+                "MODELPILOT_SERVER",
+                settings={
+                    "MODEL_URI": f"models:/{name}/{version}",
+                    "TRACKING_URI": tracking_uri,
+                    "VARIANT": f"bench-batching-{batching}".lower(),
+                    "BATCHING": str(batching).lower(),
+                },
+                log=f"server-batching-{batching}.log",
+                ready_path="/v2/health/ready",
+            )
+            stack.enter_context(ctx)
+            urls["ours", batching] = url
+            server = stack.enter_context(
+                mlserver.running(
+                    {name: f"models:/{name}/{version}"},
+                    tracking_uri=tracking_uri,
+                    workdir=tmp / f"mlserver-batching-{batching}",
+                    batching=batching,
+                    max_batch_size=max(MLSERVER_CONNECTIONS),
+                )
+            )
+            urls["mlserver", batching] = server.url
+        runs: dict[str, list[dict[str, float]]] = {}
+        for i in range(rounds):
+            for batching in (False, True):
+                for n in MLSERVER_ROWS:
+                    for c in MLSERVER_CONNECTIONS:
+                        order = ("ours", "mlserver") if i % 2 == 0 else ("mlserver", "ours")
+                        for side in order:
+                            got = wrk(
+                                urls[side, batching] + path,
+                                bodies[n],
+                                connections=c,
+                                seconds=seconds,
+                                tmp=tmp,
+                            )
+                            got["load_1m"] = os.getloadavg()[0]
+                            key = f"{side}_rows{n}_c{c}_batching_{'on' if batching else 'off'}"
+                            runs.setdefault(key, []).append(got)
+    return {
+        key: {k: float(statistics.median(r[k] for r in got)) for k in got[0]}
+        | {"rounds": float(len(got))}
+        for key, got in runs.items()
+    }
+
+
+def mlserver_figures(runs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Per cell: throughput and p99 against MLServer's; and batching's cost at 1 connection."""
+    out = []
+    for batching in ("off", "on"):
+        for n in MLSERVER_ROWS:
+            for c in MLSERVER_CONNECTIONS:
+                cell = f"rows{n}_c{c}_batching_{batching}"
+                ours, theirs = runs[f"ours_{cell}"], runs[f"mlserver_{cell}"]
+                base = f"MLServer {MLSERVER_VERSION} (load {theirs['load_1m']:.1f})"
+                out.append(
+                    figure(f"oip_rps_{cell}", ours["rps"], "req/s", base, theirs["rps"], "higher")
+                )
+                out.append(
+                    figure(f"oip_p99_ms_{cell}", ours["p99_ms"], "ms", base, theirs["p99_ms"])
+                )
+    for n in MLSERVER_ROWS:
+        on, off = runs[f"ours_rows{n}_c1_batching_on"], runs[f"ours_rows{n}_c1_batching_off"]
+        out.append(
+            figure(
+                f"oip_p99_ms_rows{n}_c1_batching_on",
+                on["p99_ms"],
+                "ms",
+                "the model server with batching off",
+                off["p99_ms"],
+            )
+        )
+    return out
+
+
+MLSERVER_VERSION = "1.7.1"
+
+
 def figure(
     metric: str,
     value: float,
@@ -579,7 +698,18 @@ def main() -> None:
         help="arrival rate (req/s) of the moderate-load runs (default: 30%% of the model "
         "server's throughput one request at a time)",
     )
+    parser.add_argument(
+        "--mlserver-only",
+        action="store_true",
+        help="only the model server against MLServer (issue 16): bench/out/serving_mlserver.json",
+    )
+    parser.add_argument(
+        "--mlserver-rounds", type=int, default=3, help="interleaved rounds against MLServer"
+    )
     args = parser.parse_args()
+    if args.mlserver_only:
+        main_mlserver(args)
+        return
     if args.rounds < 1:
         parser.error(f"--rounds: expected 1 or more, got {args.rounds}")
     if args.rate is not None and args.rate <= 0:
@@ -678,6 +808,50 @@ def main() -> None:
         )
         print(f"{f['metric']:<24} {f['value']:>10} {f['unit']}{base}")
     print(f"wrote {args.out}")
+
+
+def main_mlserver(args: argparse.Namespace) -> None:
+    ensure_tools()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-mlserver-") as tmp_name:
+        tmp = Path(tmp_name)
+        with mlflow_server.running(tmp / "mlflow") as mlf:
+            name, version, _ = register_model(mlf.tracking_uri)
+            runs = versus_mlserver(
+                tmp,
+                mlf.tracking_uri,
+                name,
+                version,
+                seconds=args.seconds,
+                rounds=args.mlserver_rounds,
+            )
+    figures = mlserver_figures(runs)
+    doc = {
+        "name": "serving_mlserver",
+        "description": (
+            f"model server vs MLServer {MLSERVER_VERSION} (MLflow runtime), v2 infer, same model "
+            "and bodies (loopback, wrk)"
+        ),
+        "figures": figures,
+        "params": {
+            "seconds": args.seconds,
+            "rounds": args.mlserver_rounds,
+            "rows_per_request": list(MLSERVER_ROWS),
+            "connections": list(MLSERVER_CONNECTIONS),
+            "cpus": os.cpu_count(),
+            "load_generator": "wrk -t1 (closed loop)",
+            "mlserver": "parallel_workers 0; batching on = max_batch_size 8, max_batch_time 1 ms",
+        },
+        "notes": "one process per server; medians of interleaved rounds; raw: " + json.dumps(runs),
+    }
+    out = args.out.with_name("serving_mlserver.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    for f in figures:
+        print(
+            f"{f['metric']:<34} {f['value']:>10} {f['unit']}  vs {f['baseline']}: "
+            f"{f['baseline_value']}  ratio {f['ratio']}x"
+        )
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
