@@ -36,7 +36,14 @@ from modelpilot.kube import apply
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import meta, routes, workloads
-from modelpilot.operator.experiment import admission, conditions, decision, inforce, sources
+from modelpilot.operator.experiment import (
+    admission,
+    conditions,
+    decision,
+    inforce,
+    promotion,
+    sources,
+)
 from modelpilot.operator.experiment import spec as spec_mod
 
 _LOG = logging.getLogger(__name__)
@@ -44,9 +51,8 @@ _LOG = logging.getLogger(__name__)
 KIND = "Experiment"
 PLURAL = "experiments"
 COND_READY = "Ready"
-ANNOTATION_CHANGE_REASON = "modelpilot.io/change-reason"
-"""On a ModelDeployment: `{"version": v, "reason": why}`; its controller copies `why` into
-`status.history` when it rolls out version `v` (how a promotion's reason reaches the history)."""
+ANNOTATION_CHANGE_REASON = constants.ANNOTATION_CHANGE_REASON
+"""On a ModelDeployment: `{"version": v, "reason": why}` (`modelpilot.operator.changereason`)."""
 PHASES = constants.PHASES
 DEFAULT_INTERVAL_SECONDS = 30.0
 
@@ -383,17 +389,9 @@ class Controller:
                 for c in (body.get("status") or {}).get("conditions") or []
                 if c.get("type") == COND_READY
             ]
-        elif (status.get("srm") or {}).get("paused"):
+        else:
             # The user changed the spec: that is the acknowledgement that lifts an SRM pause.
-            status["srm"] = {**status["srm"], "paused": False, "mismatch": False}
-            status["conditions"] = conditions.set_condition(
-                status.get("conditions") or [],
-                type_=decision.COND_SRM,
-                status=False,
-                reason="Acknowledged",
-                message="the spec changed; adaptation resumed",
-                now=decision.timestamp(now),
-            )
+            status = decision.acknowledge_srm(status, now=now)
         status["conditions"] = conditions.set_condition(
             status.get("conditions") or [],
             type_=COND_READY,
@@ -542,14 +540,9 @@ class Controller:
         """Point the ModelDeployment at the winner's version (idempotent merge patch)."""
         winner = next(v for v in status["variants"] if v["name"] == variant)
         model = winner.get("model") or {}
-        current = (md.get("spec") or {}).get("model") or {}
-        note = json.dumps({"version": str(model.get("version")), "reason": f"promoted: {reason}"})
-        if (
-            current.get("version") == model.get("version")
-            and current.get("name") == model.get("name")
-            and (md["metadata"].get("annotations") or {}).get(ANNOTATION_CHANGE_REASON) == note
-        ):
-            return
+        patch = promotion.build_promotion_patch(md, winner_model=model, reason=reason)
+        if patch is None:
+            return  # already promoted: nothing to send (the action is idempotent)
         apply.request(
             "PATCH",
             apply.path(
@@ -558,17 +551,7 @@ class Controller:
                 namespace=meta.namespace_of(md),
                 name=meta.name_of(md),
             ),
-            body={
-                "metadata": {"annotations": {ANNOTATION_CHANGE_REASON: note}},
-                # alias None removes it (merge patch): exactly one of alias and version.
-                "spec": {
-                    "model": {
-                        "name": model.get("name"),
-                        "version": str(model.get("version")),
-                        "alias": None,
-                    }
-                },
-            },
+            body=patch,
             content_type="application/merge-patch+json",
         )
         _event(
