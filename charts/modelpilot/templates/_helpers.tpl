@@ -73,6 +73,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-pushgateway" (include "modelpilot.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "modelpilot.feedbackStore.fullname" -}}
+{{- printf "%s-feedback-store" (include "modelpilot.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Redis/Valkey URL the routers count rewards in: the external one, the chart's, or none. */}}
+{{- define "modelpilot.feedbackStore.url" -}}
+{{- if .Values.feedbackStore.externalUrl }}
+{{- .Values.feedbackStore.externalUrl }}
+{{- else if .Values.feedbackStore.enabled }}
+{{- printf "redis://%s.%s.svc:%v/0" (include "modelpilot.feedbackStore.fullname" .) .Release.Namespace .Values.feedbackStore.service.port }}
+{{- end }}
+{{- end }}
+
 {{/* The operator's ServiceAccount name. */}}
 {{- define "modelpilot.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
