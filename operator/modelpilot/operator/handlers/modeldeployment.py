@@ -35,7 +35,6 @@ import contextlib
 import contextvars
 import datetime as dt
 import functools
-import json
 import logging
 import threading
 import time
@@ -46,9 +45,9 @@ from typing import Any
 import kopf
 
 from modelpilot import errors
-from modelpilot.api import common
+from modelpilot.api import common, constants
 from modelpilot.kube import apply
-from modelpilot.operator import conditions, mdstatus, owned
+from modelpilot.operator import changereason, conditions, mdstatus, owned, readiness
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import desired, meta, routes
@@ -59,7 +58,7 @@ _LOG = logging.getLogger(__name__)
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 EXPECTED_DEPLOYMENTS = 2  # the stable model server and the router
-CHANGE_REASON = "modelpilot.io/change-reason"
+CHANGE_REASON = constants.ANNOTATION_CHANGE_REASON
 DEBOUNCE_SECONDS = 0.3
 """How long the check waits after an owned object's event, so that a burst (a rollout's status
 updates, our own applies) is checked once."""
@@ -125,7 +124,7 @@ class Indexes:
         running = None
         if key in self.experiments:
             for item in self.experiments[key]:
-                if (item.get("status") or {}).get("phase") == "Running":
+                if (item.get("status") or {}).get("phase") == constants.RUNNING:
                     running = item
                     break
         return Snapshot(md=md, owned=objects, experiment=running)
@@ -394,19 +393,14 @@ class Controller:
     def _history_reason(
         self, body: Mapping[str, Any], *, previous: str | None, version: str, trigger: str
     ) -> str:
-        reference = (body.get("spec") or {}).get("model") or {}
-        if previous is None:
-            return "initial deployment"
-        # An Experiment that promotes a winner says why in this annotation, for this version.
-        note = (body["metadata"].get("annotations") or {}).get(CHANGE_REASON)
-        if note:
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                parsed = json.loads(note)
-                if str(parsed.get("version")) == str(version) and parsed.get("reason"):
-                    return mdstatus.truncate(str(parsed["reason"]), mdstatus.HISTORY_REASON_MAX)
-        if "alias" in reference and trigger == "resync":
-            return f"alias {reference['alias']} moved"
-        return "spec.model changed"
+        reason = changereason.history_reason(
+            previous_version=previous,
+            version=version,
+            reference=(body.get("spec") or {}).get("model") or {},
+            annotations=body["metadata"].get("annotations"),
+            trigger=trigger,
+        )
+        return mdstatus.truncate(reason, mdstatus.HISTORY_REASON_MAX)
 
     def _degrade(
         self,
@@ -440,7 +434,7 @@ class Controller:
         for item in apply.list_objects(common.API_VERSION, "Experiment", namespace=namespace):
             if (item.get("spec") or {}).get("deploymentRef") == name and (
                 item.get("status") or {}
-            ).get("phase") == "Running":
+            ).get("phase") == constants.RUNNING:
                 return item
         return None
 
@@ -560,7 +554,7 @@ class Controller:
             return False
         status = fresh.get("status") or {}
         existing: list[conditions.Condition] = list(status.get("conditions") or [])
-        if conditions.is_true(existing, conditions.DEGRADED) or "observedGeneration" not in status:
+        if readiness.reconcile_owns_ready(existing) or "observedGeneration" not in status:
             return False  # a degraded deployment's Ready is owned by the reconcile
         updated = mdstatus.rollout_conditions(
             existing,
@@ -612,7 +606,7 @@ class Controller:
         wanted: conditions.Status = "True" if ready else "False"
         if current is not None and current["status"] == wanted:
             return
-        if current is not None and current["reason"] in ("RegistryUnavailable", "ModelNotFound"):
+        if readiness.reconcile_owns_ready(existing):
             return  # a degraded deployment's Ready is owned by the reconcile
         updated = mdstatus.rollout_conditions(
             existing,
