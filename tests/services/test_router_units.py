@@ -8,6 +8,9 @@ probability to be best (modelpilot.stats.bandits, itself tested against closed f
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -205,6 +208,15 @@ def test_a_request_id_carries_its_variant_and_verifies_only_unaltered_and_within
     for other in (_signer(b"q" * 32), _signer(deployment="wine")):
         with pytest.raises(tokens.TokenError):
             other.verify(token, now_ms=2_000, ttl_ms=60_000)
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"k" * 32, b"z" * 100])
+def test_the_request_id_tag_is_hmac_sha256_of_the_deployment_and_payload(key: bytes) -> None:
+    token = _signer(key).issue("stable", answered=True, now_ms=7)
+    head, mac = token.split(".")
+    payload = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    expected = hmac.digest(key, b"iris\0" + payload, hashlib.sha256)[: tokens.MAC_BYTES]
+    assert base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4)) == expected
 
 
 def test_request_ids_never_repeat_and_share_no_guessable_part() -> None:

@@ -74,12 +74,23 @@ class Signer:
     def __init__(self, key: bytes, *, deployment: str, random: Callable[[int], bytes]) -> None:
         if len(key) < 16:
             raise ValueError("the request-id key must be at least 16 bytes")
-        self._key = key
-        self._context = deployment.encode() + b"\0"
         self._random = random
+        # HMAC (RFC 2104) with its two keyed SHA-256 states computed once, the deployment's name
+        # already absorbed: per id, two copies and two updates (about half the time of a
+        # one-shot hmac.digest, which redoes the key schedule each call).
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        padded = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._inner.update(deployment.encode() + b"\0")
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.digest(self._key, self._context + payload, hashlib.sha256)[:MAC_BYTES]
+        inner = self._inner.copy()
+        inner.update(payload)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:MAC_BYTES]
 
     def issue(self, variant: str, *, answered: bool, now_ms: int) -> str:
         """A new request id for a request `variant` answered at `now_ms`."""
