@@ -4,13 +4,14 @@ Why a separate process: tritonclient.grpc and kserve each register the protocol'
 (package `inference`) in protobuf's default descriptor pool under their own file names, so the
 two cannot be imported into one interpreter (protobuf raises "duplicate symbol"); the REST tests
 use kserve in the pytest process. `python -m tests.services.oip_grpc_calls SCENARIO TARGET MODEL
-VERSION ROWS.npy`.
+VERSION ROWS.npy` (scenario `columns`: a JSON file {"columns", "rows", "datatype"} instead).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,29 @@ def _error(call: Any) -> dict[str, str]:
     return {"status": "OK", "message": ""}
 
 
+def _columns(client: Any, model: str, spec_file: str) -> dict[str, Any]:
+    """One tensor per column ({"columns", "rows", "datatype"} in `spec_file`), raw contents."""
+    spec = json.loads(Path(spec_file).read_text())
+    rows = np.asarray(spec["rows"], dtype=np.float64)
+    dtype = np.float32 if spec["datatype"] == "FP32" else np.float64
+    inputs = []
+    for j, name in enumerate(spec["columns"]):
+        tensor = triton_grpc.InferInput(name, [len(rows)], spec["datatype"])
+        tensor.set_data_from_numpy(rows[:, j].astype(dtype))
+        inputs.append(tensor)
+    result = client.infer(model, inputs)
+    first = result.get_response().outputs[0].name
+    return {"output": first, "data": result.as_numpy(first).ravel().tolist()}
+
+
 def main(scenario: str, target: str, model: str, version: str, rows_file: str) -> dict[str, Any]:
-    rows = np.load(rows_file)
     client = triton_grpc.InferenceServerClient(target)
+    if scenario == "columns":
+        try:
+            return _columns(client, model, rows_file)
+        finally:
+            client.close()
+    rows = np.load(rows_file)
     try:
         if scenario == "metadata":
             return {
