@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 import httpx
 
 from modelpilot import errors
+from modelpilot.api import constants
 from modelpilot.driftjob import windows
 from modelpilot.stats import profile as profile_mod
 
 log = logging.getLogger("modelpilot.driftjob")
 
-POD_PORT = 8080
+POD_PORT = constants.CONTAINER_PORT
 MAX_WINDOW_BYTES = 64 * 1024 * 1024
 """A window is counts plus a bounded sample per column: 2,000 values and keys for each of 100
 features is about 8 MB of JSON. 64 MiB leaves room, and caps what a hostile pod can make us hold."""
@@ -127,13 +128,13 @@ def unique_urls(urls: Iterable[str]) -> tuple[list[str], dict[str, str]]:
     return list(seen.values()), repeated
 
 
-def pod_urls(*, namespace: str, deployment: str, variant: str = "stable") -> list[str]:
+def pod_urls(*, namespace: str, deployment: str, variant: str = constants.STABLE) -> list[str]:
     """Base URLs of the deployment's ready model-server pods (labels from docs/architecture.md)."""
     from modelpilot.kube import apply as kube_apply
 
     selector = (
-        "app.kubernetes.io/component=model-server,"
-        f"modelpilot.io/deployment={deployment},modelpilot.io/variant={variant}"
+        f"{constants.LABEL_COMPONENT}={constants.COMPONENT_MODEL_SERVER},"
+        f"{constants.LABEL_DEPLOYMENT}={deployment},{constants.LABEL_VARIANT}={variant}"
     )
     urls = []
     for pod in kube_apply.list_objects("v1", "Pod", namespace=namespace, selector=selector):

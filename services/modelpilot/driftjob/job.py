@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelpilot import errors
+from modelpilot.api import conditions, constants
 from modelpilot.driftjob import collect, persisted, status
 from modelpilot.stats import drift as drift_stats
 from modelpilot.stats import profile as profile_mod
 
 log = logging.getLogger("modelpilot.driftjob")
 
-API_VERSION = "modelpilot.io/v1alpha1"
-KIND = "ModelDeployment"
+API_VERSION = constants.API_VERSION
+KIND = constants.MODEL_DEPLOYMENT_KIND
 PUSH_JOB = "modelpilot-drift"
 
 
@@ -61,7 +62,7 @@ class Outcome:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return conditions.timestamp(dt.datetime.now(dt.UTC))
 
 
 def _read_deployment(options: Options) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pydantic
 import pydantic_settings
 
+from modelpilot.api import constants
+
 
 class ServerSettings(pydantic_settings.BaseSettings):
     """How one model-server process runs."""
@@ -32,13 +34,17 @@ class ServerSettings(pydantic_settings.BaseSettings):
     )
     """The ModelDeployment this server belongs to (a metric label)."""
 
-    variant: str = pydantic.Field(default="stable", description="Variant name (metric label).")
+    variant: str = pydantic.Field(
+        default=constants.STABLE, description="Variant name (metric label)."
+    )
     """The variant this server serves (a metric label; `stable` for the champion)."""
 
     host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
     """Address to listen on."""
 
-    port: int = pydantic.Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    port: int = pydantic.Field(
+        default=constants.CONTAINER_PORT, ge=0, le=65535, description="Port to listen on."
+    )
     """Port to listen on (0 picks a free one; only useful in tests)."""
 
     grpc_port: int | None = pydantic.Field(

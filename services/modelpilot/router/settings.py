@@ -10,6 +10,8 @@ from __future__ import annotations
 import pydantic
 import pydantic_settings
 
+from modelpilot.api import constants
+
 
 class RouterSettings(pydantic_settings.BaseSettings):
     """How one router process runs."""
@@ -36,7 +38,9 @@ class RouterSettings(pydantic_settings.BaseSettings):
     host: str = pydantic.Field(default="0.0.0.0", description="Address to listen on.")
     """Address to listen on."""
 
-    port: int = pydantic.Field(default=8080, ge=0, le=65535, description="Port to listen on.")
+    port: int = pydantic.Field(
+        default=constants.CONTAINER_PORT, ge=0, le=65535, description="Port to listen on."
+    )
     """Port to listen on."""
 
     timeout_seconds: float = pydantic.Field(default=10.0, gt=0, description="Backend timeout.")
