@@ -49,6 +49,8 @@ REPLICAS = Bound(default=1, minimum=0, maximum=100)
 VARIANT_WEIGHT = Bound(default=None, minimum=0, maximum=100)
 MIN_WEIGHT = Bound(default=5, minimum=0, maximum=100)
 MAX_WEIGHT = Bound(default=90, minimum=0, maximum=100)
+MAX_STEP = Bound(default=None, minimum=1, maximum=100)
+"""`policy.maxStep`: no default; an experiment without it moves straight to the policy's split."""
 EPSILON = Bound(default=0.1, minimum=0, maximum=1)
 STABLE_WEIGHT = Bound(default=None, minimum=0, maximum=100)
 MIN_SAMPLES_PER_VARIANT = Bound(default=1000, minimum=1, maximum=1_000_000_000)
@@ -152,6 +154,13 @@ def _spec() -> s.Schema:
                     "maxWeight": _int(
                         "Largest traffic percentage any variant gets before the decision.",
                         MAX_WEIGHT,
+                    ),
+                    "maxStep": _int(
+                        "Largest change of any variant's traffic percentage at one update, as "
+                        "Flagger's stepWeight (largest-remainder rounding may add one point). "
+                        "Damps the split while the evidence is thin; guardrail rollbacks and the "
+                        "decision still act at once. Unset: no limit.",
+                        MAX_STEP,
                     ),
                     "epsilon": _num("Exploration probability of epsilon-greedy.", EPSILON),
                     "stableWeight": _int(

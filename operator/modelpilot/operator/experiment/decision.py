@@ -483,6 +483,40 @@ def _bounded_weights(
     return out
 
 
+def _stepped(
+    spec: spec_mod.ExperimentSpec,
+    active: Sequence[str],
+    previous: Mapping[str, int],
+    target: dict[str, int],
+) -> dict[str, int]:
+    """`target`, reached from `previous` by at most `spec.max_step` points per variant.
+
+    The step is the convex combination previous + l (target - previous) with the largest l <= 1
+    that moves no variant by more than max_step; both ends sum to 100 within the bounds, so every
+    point between does too, and largest-remainder rounding keeps it there (it may add one point).
+    No limit applies when the previous split is not a valid split of the same active variants
+    (the first update, or a variant just rolled back: a rollback acts at once).
+    """
+    if spec.max_step is None:
+        return target
+    before = [previous.get(n, 0) for n in active]
+    if sum(before) != 100 or any(previous.get(n, 0) for n in target if n not in active):
+        return target
+    after = [target[n] for n in active]
+    widest = max(abs(a - b) for a, b in zip(after, before, strict=True))
+    if widest <= spec.max_step:
+        return target
+    share = spec.max_step / widest
+    mixed = [(b + share * (a - b)) / 100 for a, b in zip(after, before, strict=True)]
+    ceiling = max(spec.max_weight, math.ceil(100 / len(active)))
+    floor = min(spec.min_weight, 100 // len(active))
+    rounded = bandits.bounded_weights(mixed, floor=floor, ceiling=ceiling)
+    out = dict.fromkeys(target, 0)
+    for n, w in zip(active, rounded, strict=True):
+        out[n] = int(w)
+    return out
+
+
 def weights(state: State) -> None:
     """Rule 6: the new split: stable 100 % once over, frozen while paused, else the policy's."""
     names, active = state.names, state.active
@@ -493,7 +527,8 @@ def weights(state: State) -> None:
         state.weights = {n: (state.previous_weights[n] if n in active else 0) for n in names}
         state.weights[STABLE] += 100 - sum(state.weights.values())
     else:
-        state.weights = _bounded_weights(state.spec, active, _shares(state, active))
+        target = _bounded_weights(state.spec, active, _shares(state, active))
+        state.weights = _stepped(state.spec, active, state.previous_weights, target)
     for n in names:
         state.variants[n].weight = state.weights[n]
 

@@ -46,6 +46,7 @@ class ExperimentSpec:
     min_weight: int
     max_weight: int
     update_interval_s: float
+    max_step: int | None
     epsilon: float
     fixed_weights: Mapping[str, int]
     reward_type: str
@@ -197,6 +198,13 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         policy.get("updateInterval", crd.DEFAULT_UPDATE_INTERVAL),
         field="spec.policy.updateInterval",
     )
+    max_step = (
+        None
+        if policy.get("maxStep") is None
+        else int(
+            _bounded(policy["maxStep"], crd.MAX_STEP, field="spec.policy.maxStep", integer=True)
+        )
+    )
     epsilon = _bounded(
         policy.get("epsilon", crd.EPSILON.default), crd.EPSILON, field="spec.policy.epsilon"
     )
@@ -265,6 +273,7 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         min_weight=min_w,
         max_weight=max_w,
         update_interval_s=interval,
+        max_step=max_step,
         epsilon=epsilon,
         fixed_weights=fixed,
         reward_type=reward_type,
