@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.api import routes as routes_contract
+from modelpilot.api import stats as stats_contract
 from modelpilot.router import (
     dedup,
     feedback,
@@ -379,14 +380,12 @@ class Router:
         chooser = self.chooser
         weights = {v.name: v.weight for v in chooser.routes.variants} if chooser else {}
         names = list(weights) + [n for n in self.tallies if n not in weights]
-        return {
-            "deployment": self.settings.deployment,
-            "policy": chooser.routes.policy.type if chooser else None,
-            "routes_version": self.routes_version,
-            "variants": {
-                name: {"weight": weights.get(name), **self._tally(name).summary()} for name in names
-            },
-        }
+        return stats_contract.Stats(
+            deployment=self.settings.deployment,
+            policy=chooser.routes.policy.type if chooser else None,
+            routes_version=self.routes_version,
+            variants={name: self._tally(name).stats(weight=weights.get(name)) for name in names},
+        ).to_json()
 
     def routes_document(self) -> dict[str, Any]:
         chooser = self.chooser

@@ -10,7 +10,6 @@ from which the operator can estimate both the mean and the variance of a continu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -36,12 +35,6 @@ class VariantTally:
         else:
             self._ring[self._pos] = seconds
             self._pos = (self._pos + 1) % RING
-
-    def summary(self) -> dict[str, Any]:
-        """This variant's counters as in `/stats`, without the weight (which the routes hold)."""
-        out = self.stats().to_json()
-        del out["weight"]
-        return out
 
     def stats(self, *, weight: float | None = None) -> stats_contract.VariantStats:
         """This variant's entry of `/stats` (the contract `modelpilot.api.stats`)."""
