@@ -27,7 +27,10 @@ def describe(
     """`PREFIX_FIELD: message`, or `--field (PREFIX_FIELD): message` when set through flags."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
-    variable = f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
+    # A field read under an alias (an environment variable of its own) is reported by that name.
+    variable = (
+        field if field.isupper() else f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
+    )
     name = f"--{field.replace('_', '-')} ({variable})" if flags else variable
     return f"{name}: {first['msg']}"
 
