@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from modelpilot.api import constants
 from modelpilot.stats import drift as drift_stats
 
 CONDITION = "DriftDetected"
@@ -121,7 +122,7 @@ def build_event(
             "namespace": meta["namespace"],
         },
         "involvedObject": {
-            "apiVersion": deployment.get("apiVersion", "modelpilot.io/v1alpha1"),
+            "apiVersion": deployment.get("apiVersion", constants.API_VERSION),
             "kind": deployment.get("kind", "ModelDeployment"),
             "name": meta["name"],
             "namespace": meta["namespace"],

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from modelpilot.api import conditions
 from modelpilot.kube import client as client_mod
 
 FIELD_MANAGER = "modelpilot-operator"
@@ -279,4 +280,4 @@ _HOSTNAME = socket.gethostname()
 
 
 def _rfc3339_now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return conditions.timestamp(dt.datetime.now(dt.UTC))
