@@ -15,11 +15,13 @@ writing status and acting is repaired on the next loop.
 What the handler does with an `Outcome`, exactly, in this order:
   1. write `outcome.status` (before any side effect);
   2. for each action: `promote` -> point the ModelDeployment at `variant`'s model (merge patch);
-     `roll-back` and `pause` -> a Warning Event with `message` (the weight change is in the
-     status already); `remove-challengers` -> delete the challengers' Deployments and Services;
+     `roll-back` and `pause` -> an Event with `message` (the weight change is in the status
+     already);
   3. write the routes ConfigMap with `builders.routes.route_variants` of the new status: the
      weights reach the routers through the status (`status.variants[].weight`), so there is no
-     separate "apply weights" action to forget (a terminal phase gives stable 100 % there).
+     separate "apply weights" action to forget (a terminal phase gives stable 100 % there);
+  4. `remove-challengers` -> delete the challengers' Deployments and Services, after the routes
+     stopped sending them traffic.
 
 The rules, in `RULES` order (the order is the policy):
   1. `accumulate`: the counter increments since the last update into per-variant totals and

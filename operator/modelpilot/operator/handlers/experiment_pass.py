@@ -511,7 +511,8 @@ class Controller:
                 # Adaptation stays frozen until someone fixes the reporting and edits the spec.
                 _event(body, warning=True, reason="SampleRatioMismatch", message=action.message)
         self._write_routes(md, {**body, "status": status})
-        if phase in decision.TERMINAL:
+        # After the routes: no router may still send traffic to a challenger being removed.
+        if any(action.kind == "remove-challengers" for action in outcome.actions):
             gone = self._remove_challengers(body, spec.deployment_ref)
             if gone:
                 _LOG.info("experiment %s/%s: removed %s", namespace, name, ", ".join(gone))
