@@ -8,6 +8,7 @@ so every metric, response and drift window names the version that actually answe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,8 @@ class LoadedModel:
     schema: tuple[codec.Column, ...] | None
     outputs: tuple[codec.Column, ...] | None
     profile: Any | None  # modelpilot.stats.profile.ReferenceProfile, when one was registered
+    # The model call on a DataFrame already in the signature's column types (see `predictor`).
+    predict: Callable[[Any], Any] | None = None
 
 
 def parse_model_uri(uri: str) -> ModelRef:
@@ -92,6 +95,38 @@ def output_columns(signature_schema: Any) -> tuple[codec.Column, ...] | None:
     return tuple(cols)
 
 
+def predictor(model: Any, schema: tuple[codec.Column, ...] | None) -> Callable[[Any], Any]:
+    """The model's predict function for frames the codec built.
+
+    The codec has already checked every value against the column-based signature and given each
+    column the signature's numpy type, which is what MLflow's schema enforcement (`_enforce_schema`,
+    run by `PyFuncModel.predict`) would produce; enforcing again costs about a fifth of a small
+    request (measured: 3.5 ms of 20 under load). So when the signature is plain columns, all
+    required, with no params and no type-hint signature, the flavor's own predict function is
+    called directly; anything else, or an MLflow without these attributes, goes through
+    `PyFuncModel.predict`. tests/services/test_oip_baselines.py checks the answers are the same
+    as MLServer's and `mlflow models serve`'s (which enforce).
+    """
+    fallback: Callable[[Any], Any] = model.predict
+    meta = getattr(model, "metadata", None)
+    direct = getattr(model, "_predict_fn", None)
+    if schema is None or meta is None or direct is None:
+        return fallback
+    try:
+        plain = (
+            all(c.required for c in schema)
+            and meta.get_params_schema() is None
+            and not meta._is_signature_from_type_hint()
+            and not meta._is_type_hint_from_example()
+        )
+    except AttributeError:  # another MLflow: keep its public path
+        return fallback
+    if not plain:
+        return fallback
+    out: Callable[[Any], Any] = direct
+    return out
+
+
 def load(*, model_uri: str, tracking_uri: str | None, with_profile: bool) -> LoadedModel:
     """Resolve, download and load the model (blocking; the data plane runs it in a thread)."""
     ref = parse_model_uri(model_uri)
@@ -117,4 +152,5 @@ def load(*, model_uri: str, tracking_uri: str | None, with_profile: bool) -> Loa
         schema=schema,
         outputs=outputs,
         profile=profile,
+        predict=predictor(model, schema),
     )
