@@ -17,6 +17,7 @@ import pytest
 
 from modelpilot.testing import controlplane as controlplane_harness
 from modelpilot.testing import mlflow_server as mlflow_harness
+from modelpilot.testing import node as node_harness
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,16 @@ def control_plane() -> Iterator[controlplane_harness.ControlPlane]:
         yield plane
 
 
+@pytest.fixture(scope="session")
+def real_node_plane() -> Iterator[controlplane_harness.ControlPlane]:
+    """A control plane with a real node (kubelet, containerd + runc, CNI bridge, kube-proxy,
+    CoreDNS; root only), in a temporary directory; `plane.node.import_image(archive)` loads an
+    image. Tests that use it are marked `k8s` and `node`. See modelpilot.testing.node.
+    """
+    with controlplane_harness.running(node="real", timeout=240.0) as plane:
+        yield plane
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find) the control-plane binaries before any test runs, outside test timeouts.
 
@@ -51,13 +62,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     if session.config.option.collectonly:
         return
-    if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
+    planes = ("control_plane", "real_node_plane")
+    used = {f for item in session.items for f in getattr(item, "fixturenames", ()) if f in planes}
+    if not used:
         return
     capture = session.config.pluginmanager.getplugin("capturemanager")
     live = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
     with live, contextlib.suppress(controlplane_harness.ControlPlaneError):
         # On failure the tests that need the plane error with the message; the others still run.
         controlplane_harness.ensure_binaries()
+    if "real_node_plane" in used:
+        with live, contextlib.suppress(node_harness.NodeError):
+            node_harness.ensure_binaries()  # kubelet, kube-proxy, coredns; apt packages
 
 
 @pytest.hookimpl(wrapper=True)
@@ -66,7 +82,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the control plane's component logs to a failing test that used it."""
     report = yield
-    plane = getattr(item, "funcargs", {}).get("control_plane")
-    if report.failed and isinstance(plane, controlplane_harness.ControlPlane):
-        report.sections.append(("control plane logs", plane.logs_tail()))
+    for name in ("control_plane", "real_node_plane"):
+        plane = getattr(item, "funcargs", {}).get(name)
+        if report.failed and isinstance(plane, controlplane_harness.ControlPlane):
+            report.sections.append((f"{name} logs", plane.logs_tail()))
     return report

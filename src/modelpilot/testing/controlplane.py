@@ -43,12 +43,14 @@ from typing import Any
 
 import yaml
 
+from modelpilot.testing import node as real_node
 from modelpilot.testing import ports
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
 NODE_NAME = "kwok-node-0"
 PIDS_FILE = "pids.json"
+NODE_KINDS = ("kwok", "real")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -112,7 +114,11 @@ class _Pki:
     clients: dict[str, tuple[Path, Path]]  # name -> (cert, key)
 
 
-def _write_pki(directory: Path, clients: dict[str, tuple[str, str | None]]) -> _Pki:
+def _write_pki(
+    directory: Path,
+    clients: dict[str, tuple[str, str | None]],
+    extra_ips: Sequence[str] = (),
+) -> _Pki:
     """A CA, the API server's serving certificate, client certificates and the SA signing key.
 
     `clients` maps a file stem to (common name, organisation). ECDSA P-256 keys: fast to generate.
@@ -210,6 +216,7 @@ def _write_pki(directory: Path, clients: dict[str, tuple[str, str | None]]) -> _
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
         x509.DNSName("localhost"),
         x509.DNSName("kubernetes"),
         x509.DNSName("kubernetes.default"),
@@ -421,6 +428,7 @@ class ControlPlane:
     log_dir: Path
     startup_seconds: float
     startup_marks: tuple[tuple[str, float], ...] = ()  # (what became ready, seconds after start)
+    node: real_node.RealNode | None = None  # the real node (node="real"); None with kwok
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "HELM_"))}
@@ -648,7 +656,8 @@ class _Launcher:
         self.pidfile = pidfile
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], *, exe: str | None = None) -> None:
+        """Start `argv` in its own process group; `exe` is what it execs into (nsenter ...)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env["HOME"] = str(self.state_dir)  # kwok and friends must not read the user's dotfiles
         with (self.log_dir / f"{name}.log").open("ab") as log:
@@ -663,7 +672,7 @@ class _Launcher:
             )
         self.procs[name] = proc
         self.pidfile.groups[name] = proc.pid
-        self.pidfile.commands[name] = argv[0]
+        self.pidfile.commands[name] = exe or argv[0]
         self.pidfile.save()
 
     def stop(self) -> None:
@@ -679,7 +688,7 @@ class _Launcher:
 
 
 def _start_plane(
-    *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float
+    *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float, node: str = "kwok"
 ) -> ControlPlane:
     """Start the plane; start again, on fresh ports, if a port was taken in the meantime.
 
@@ -689,33 +698,53 @@ def _start_plane(
     for attempt in (1, 2, 3):
         try:
             return _start_plane_once(
-                state_dir=state_dir, binaries=binaries, launcher=launcher, timeout=timeout
+                state_dir=state_dir,
+                binaries=binaries,
+                launcher=launcher,
+                timeout=timeout,
+                node=node,
             )
         except ControlPlaneError as exc:
             if "address already in use" not in str(exc) or attempt == 3:
                 raise
             launcher.stop()
-            for sub in ("etcd", "pki", "kubeconfigs", "logs"):
+            real_node.cleanup(state_dir)
+            for sub in ("etcd", "pki", "kubeconfigs", "logs", "node"):
                 shutil.rmtree(state_dir / sub, ignore_errors=True)
             launcher.log_dir.mkdir(parents=True, exist_ok=True)
     raise AssertionError("unreachable")
 
 
 def _start_plane_once(
-    *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float
+    *, state_dir: Path, binaries: Path, launcher: _Launcher, timeout: float, node: str
 ) -> ControlPlane:
     started = time.monotonic()
     deadline = started + timeout
+    clients: dict[str, tuple[str, str | None]] = {
+        "admin": ("modelpilot-admin", "system:masters"),
+        "controller-manager": ("system:kube-controller-manager", None),
+        "scheduler": ("system:kube-scheduler", None),
+        "kwok": ("modelpilot-kwok", "system:masters"),
+        # The aggregation layer's client identity (webhooks, aggregated APIs).
+        "front-proxy-client": ("front-proxy-client", None),
+    }
+    node_state: real_node.NodeState | None = None
+    api_host = "127.0.0.1"
+    if node == "real":
+        node_binaries = real_node.ensure_binaries()
+        # The node's namespaces and veth first: the API server listens on the veth's host end.
+        node_state = real_node.prepare(state_dir, launcher)
+        api_host = node_state.host_ip
+        clients.update(
+            {
+                "kubelet": (f"system:node:{real_node.NODE_NAME}", "system:nodes"),
+                "kube-proxy": ("system:kube-proxy", None),
+                "coredns": ("modelpilot:coredns", None),
+                "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+            }
+        )
     pki = _write_pki(
-        state_dir / "pki",
-        {
-            "admin": ("modelpilot-admin", "system:masters"),
-            "controller-manager": ("system:kube-controller-manager", None),
-            "scheduler": ("system:kube-scheduler", None),
-            "kwok": ("modelpilot-kwok", "system:masters"),
-            # The aggregation layer's client identity (webhooks, aggregated APIs).
-            "front-proxy-client": ("front-proxy-client", None),
-        },
+        state_dir / "pki", clients, extra_ips=[api_host] if node_state is not None else []
     )
     admin_token = os.urandom(24).hex()
     tokens = state_dir / "pki" / "tokens.csv"
@@ -724,7 +753,7 @@ def _start_plane_once(
 
     etcd_port, peer_port, api_port = ports.free_port(), ports.free_port(), ports.free_port()
     cm_port, sched_port = ports.free_port(), ports.free_port()
-    server = f"https://127.0.0.1:{api_port}"
+    server = f"https://{api_host}:{api_port}"
     api = _Api(server=server, ca_file=pki.ca_cert, token=admin_token)
     kube = state_dir / "kubeconfigs"
     kube.mkdir(exist_ok=True)
@@ -780,8 +809,8 @@ def _start_plane_once(
         [
             str(binaries / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={api_host}",
+            f"--advertise-address={api_host}",
             f"--secure-port={api_port}",
             f"--cert-dir={state_dir / 'pki'}",
             f"--tls-cert-file={pki.serving_cert}",
@@ -802,7 +831,16 @@ def _start_plane_once(
             f"--proxy-client-key-file={pki.clients['front-proxy-client'][1]}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            "--endpoint-reconciler-type=none",  # a loopback address is no valid endpoint
+            # A loopback address is no valid endpoint; the real node's veth address is.
+            *(
+                ["--endpoint-reconciler-type=none"]
+                if node_state is None
+                else [
+                    f"--kubelet-client-certificate={pki.clients['apiserver-kubelet-client'][0]}",
+                    f"--kubelet-client-key={pki.clients['apiserver-kubelet-client'][1]}",
+                    "--kubelet-preferred-address-types=InternalIP",
+                ]
+            ),
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--v=1",
@@ -854,11 +892,72 @@ def _start_plane_once(
             "--v=1",
         ],
     )
+
+    def default_service_account() -> bool:
+        path = "/api/v1/namespaces/default/serviceaccounts/default"
+        return api.request("GET", path)[0] == 200
+
+    poll(
+        "kube-controller-manager /healthz",
+        lambda: _https_ok(f"https://127.0.0.1:{cm_port}/healthz"),
+    )
+    poll("kube-scheduler /healthz", lambda: _https_ok(f"https://127.0.0.1:{sched_port}/healthz"))
+    node_handle: real_node.RealNode | None = None
+    if node_state is None:
+        _start_kwok(launcher, binaries, client_kubeconfig("kwok"), api, poll)
+    else:
+
+        def admin_kubectl(
+            *args: str, check: bool = True, input: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+            argv = [str(binaries / "kubectl"), f"--kubeconfig={kubeconfig}", *args]
+            proc = subprocess.run(
+                argv, input=input, capture_output=True, text=True, timeout=60, check=False
+            )
+            if check and proc.returncode != 0:
+                raise ControlPlaneError(f"`kubectl {' '.join(args)}` failed: {proc.stderr}")
+            return proc
+
+        node_handle = real_node.start(
+            state_dir=state_dir,
+            state=node_state,
+            launcher=launcher,
+            binaries=node_binaries,
+            server=server,
+            pki={"ca": pki.ca_cert},
+            client_kubeconfig=client_kubeconfig,
+            admin_kubectl=admin_kubectl,
+            poll=poll,
+        )
+    poll("the default ServiceAccount (controller-manager)", default_service_account)
+
+    return ControlPlane(
+        state_dir=state_dir,
+        kubeconfig=kubeconfig,
+        server=server,
+        binaries=binaries,
+        ca_file=pki.ca_cert,
+        admin_token=admin_token,
+        log_dir=launcher.log_dir,
+        startup_seconds=time.monotonic() - started,
+        startup_marks=tuple(marks),
+        node=node_handle,
+    )
+
+
+def _start_kwok(
+    launcher: _Launcher,
+    binaries: Path,
+    kubeconfig: Path,
+    api: _Api,
+    poll: Callable[[str, Callable[[], bool]], None],
+) -> None:
+    """kwok and its fake Ready node (the default, node="kwok")."""
     launcher.start(
         "kwok",
         [
             str(binaries / "kwok"),
-            f"--kubeconfig={client_kubeconfig('kwok')}",
+            f"--kubeconfig={kubeconfig}",
             f"--config={binaries / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -879,29 +978,7 @@ def _start_plane_once(
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
-    def default_service_account() -> bool:
-        path = "/api/v1/namespaces/default/serviceaccounts/default"
-        return api.request("GET", path)[0] == 200
-
-    poll(
-        "kube-controller-manager /healthz",
-        lambda: _https_ok(f"https://127.0.0.1:{cm_port}/healthz"),
-    )
-    poll("kube-scheduler /healthz", lambda: _https_ok(f"https://127.0.0.1:{sched_port}/healthz"))
     poll(f"node {NODE_NAME} Ready (kwok)", node_ready)
-    poll("the default ServiceAccount (controller-manager)", default_service_account)
-
-    return ControlPlane(
-        state_dir=state_dir,
-        kubeconfig=kubeconfig,
-        server=server,
-        binaries=binaries,
-        ca_file=pki.ca_cert,
-        admin_token=admin_token,
-        log_dir=launcher.log_dir,
-        startup_seconds=time.monotonic() - started,
-        startup_marks=tuple(marks),
-    )
 
 
 def _start_watchdog(state_dir: Path) -> subprocess.Popen[bytes]:
@@ -927,12 +1004,17 @@ def running(
     *,
     binaries: Path | None = None,
     timeout: float = 90.0,
+    node: str = "kwok",
 ) -> Iterator[ControlPlane]:
     """Start a control plane; stop it, and remove a temporary state dir, on exit.
 
     `state_dir=None` uses a fresh temporary directory, removed at teardown (logs included: attach
     `logs_tail()` to a report before leaving the block). `binaries=None` builds or reuses them.
+    `node="kwok"` (default): one fake node; `node="real"`: a real node (kubelet, containerd,
+    runc, CNI bridge, kube-proxy, CoreDNS; root only), see `modelpilot.testing.node`.
     """
+    if node not in NODE_KINDS:
+        raise ControlPlaneError(f"node must be one of {', '.join(NODE_KINDS)}, not {node!r}")
     binaries = binaries or ensure_binaries()
     temporary = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="modelpilot-k8s-")) if state_dir is None else state_dir
@@ -954,6 +1036,9 @@ def running(
             return
         stopped = True
         launcher.stop()
+        left = real_node.cleanup(state)
+        if left:
+            print(f"controlplane: node cleanup left {'; '.join(left)}", file=sys.stderr)
         pidfile.path.unlink(missing_ok=True)
         watchdog.terminate()
         watchdog.wait()
@@ -971,7 +1056,9 @@ def running(
 
         previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        yield _start_plane(state_dir=state, binaries=binaries, launcher=launcher, timeout=timeout)
+        yield _start_plane(
+            state_dir=state, binaries=binaries, launcher=launcher, timeout=timeout, node=node
+        )
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -982,7 +1069,7 @@ def running(
 # ---- command line: up / down / _watchdog ---------------------------------------------------------
 
 
-def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float) -> int:
+def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float, node: str = "kwok") -> int:
     pid_path = state_dir / PIDS_FILE
     if pid_path.exists():
         live = _PidFile.load(pid_path).live_groups()
@@ -998,10 +1085,11 @@ def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float) -> int:
     launcher = _Launcher(state_dir=state_dir, pidfile=pidfile)
     try:
         plane = _start_plane(
-            state_dir=state_dir, binaries=binaries, launcher=launcher, timeout=timeout
+            state_dir=state_dir, binaries=binaries, launcher=launcher, timeout=timeout, node=node
         )
     except BaseException:
         launcher.stop()
+        real_node.cleanup(state_dir)
         pid_path.unlink(missing_ok=True)
         raise
     # Detach: the components outlive this process; `down` stops them through pids.json.
@@ -1018,6 +1106,15 @@ def _cmd_up(state_dir: Path, binaries: Path | None, timeout: float) -> int:
     print(f"  binaries:   {bin_dir} -> {plane.binaries}")
     print(f"  logs:       {plane.log_dir}")
     print(f"  try: export PATH={bin_dir}:$PATH KUBECONFIG={plane.kubeconfig}; kubectl get nodes")
+    if plane.node is not None:
+        print(
+            f"  real node {plane.node.name} at {plane.node.node_ip}: "
+            + ", ".join(f"{what} {at:.1f}s" for what, at in plane.node.startup_marks)
+        )
+        print(
+            "  images: python -m modelpilot.testing.node import-image "
+            f"--dir {state_dir} ARCHIVE [--name REF]"
+        )
     return 0
 
 
@@ -1030,8 +1127,9 @@ def _cmd_down(state_dir: Path) -> int:
     live = pidfile.live_groups()
     _stop_groups(live)
     left = [n for n, g in live.items() if _group_alive(g)]
+    left += real_node.cleanup(state_dir)
     if left:
-        print(f"could not stop {', '.join(left)}", file=sys.stderr)
+        print(f"could not stop or remove {', '.join(left)}", file=sys.stderr)
         return 1
     shutil.rmtree(state_dir, ignore_errors=True)
     print(f"stopped {len(live)} component(s); removed {state_dir}")
@@ -1052,6 +1150,7 @@ def _cmd_watchdog(state_dir: Path) -> int:
             return 0
         if _proc_start_time(owner) != pidfile.owner_start:
             _stop_groups(pidfile.live_groups())
+            real_node.cleanup(state_dir)
             pid_path.unlink(missing_ok=True)
             if pidfile.remove_dir:
                 shutil.rmtree(state_dir, ignore_errors=True)
@@ -1069,6 +1168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--dir", type=Path, default=Path(".cluster"))
     up.add_argument("--binaries", type=Path, default=None, help="default: hack/build-binaries.sh")
     up.add_argument("--timeout", type=float, default=90.0)
+    up.add_argument(
+        "--node",
+        choices=NODE_KINDS,
+        default="kwok",
+        help="kwok: one fake node (default); real: kubelet, containerd, CNI, kube-proxy, CoreDNS",
+    )
     down = sub.add_parser("down", help="stop what `up` started and remove DIR")
     down.add_argument("--dir", type=Path, default=Path(".cluster"))
     watchdog = sub.add_parser("_watchdog")
@@ -1076,11 +1181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return _cmd_up(args.dir.resolve(), args.binaries, args.timeout)
+            return _cmd_up(args.dir.resolve(), args.binaries, args.timeout, args.node)
         if args.command == "down":
             return _cmd_down(args.dir.resolve())
         return _cmd_watchdog(args.dir.resolve())
-    except ControlPlaneError as exc:
+    except (ControlPlaneError, real_node.NodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
