@@ -123,6 +123,7 @@ def test_bytes_tensors_round_trip_through_the_length_prefixed_binary_form() -> N
         ),
         ([oip.Tensor("a", [1], "FP64", [True])], "inputs[0].data[0]: expected a number"),
         ([oip.Tensor("a", [1], "INT8", [300])], "300 is out of the range of INT8"),
+        ([oip.Tensor("a", [1], "FP64", [10**400])], "out of the range of FP64"),
         (
             [oip.Tensor("a", [1], "FP64", [1.0]), oip.Tensor("b", [1], "UINT64", [2**63])],
             "outside the long range",

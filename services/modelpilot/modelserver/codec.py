@@ -246,11 +246,17 @@ def _tensor_array(t: oip.Tensor, where: str) -> tuple[list[int], npt.NDArray[Any
         return shape, out
     try:
         return shape, np.array(data, dtype=oip.DTYPES[t.datatype])
-    except OverflowError as exc:
-        info = np.iinfo(oip.DTYPES[t.datatype])
-        i = next(i for i, v in enumerate(data) if not info.min <= v <= info.max)
+    except OverflowError as exc:  # an integer beyond the datatype (or beyond any float)
+        dtype = oip.DTYPES[t.datatype]
+        # Python numbers: comparing a huge int with a numpy scalar would overflow again.
+        low, high = (
+            (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+            if dtype.kind in "iu"
+            else (-float(np.finfo(dtype).max), float(np.finfo(dtype).max))
+        )
+        i = next((i for i, v in enumerate(data) if not low <= v <= high), 0)
         raise errors.InvalidInputError(
-            f"{where}.data[{i}]: {data[i]} is out of the range of {t.datatype}"
+            f"{where}.data[{i}]: {_show(data[i])} is out of the range of {t.datatype}"
         ) from exc
 
 
