@@ -338,3 +338,38 @@ def test_without_a_declared_reward_huge_rewards_are_refused_and_stats_never_hold
         assert math.isfinite(v["reward_sum"])
         assert v["reward_sum_squares"] is not None
         assert math.isfinite(v["reward_sum_squares"])
+
+
+def test_while_the_shared_store_is_down_a_reward_is_refused_with_503_and_counts_after_a_retry(
+    two_servers: tuple[svc.Proc, svc.Proc],
+    iris_model: svc.RegisteredModel,
+    redis_server: Redis,
+    tmp_path: Path,
+) -> None:
+    a, b = two_servers
+    doc = svc.routes_doc(a.url, b.url)
+    key = secrets.token_hex(32)
+    down = f"redis://127.0.0.1:{ports.free_port()}/0"  # nothing listens there
+    with svc.router_process(
+        doc,
+        _dir(tmp_path, "down"),
+        MODELPILOT_ROUTER_FEEDBACK_STORE_URL=down,
+        MODELPILOT_ROUTER_FEEDBACK_KEY=key,
+    ) as router:
+        answered = httpx.post(router.url + "/predict", json=_body(iris_model))
+        assert answered.status_code == 200  # serving needs no store
+        refused = _feedback(router.url, answered.headers["x-request-id"], 1)
+        assert refused.status_code == 503, refused.text
+        assert "retry" in refused.json()["error"]
+        stats = httpx.get(router.url + "/stats").json()["variants"]
+        assert sum(v["rewards"] for v in stats.values()) == 0
+    # The client's retry reaches a replica whose store answers: counted, once.
+    with svc.router_process(
+        doc,
+        _dir(tmp_path, "up"),
+        MODELPILOT_ROUTER_FEEDBACK_STORE_URL=redis_server.url,
+        MODELPILOT_ROUTER_FEEDBACK_KEY=key,
+    ) as router:
+        rid = answered.headers["x-request-id"]
+        assert _feedback(router.url, rid, 1).json()["status"] == "joined"
+        assert _feedback(router.url, rid, 1).json()["status"] == "duplicate"
