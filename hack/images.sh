@@ -182,8 +182,15 @@ build_images() {
   fi
   for target in "${TARGETS[@]}"; do
     log "build --target ${target} -> ${IMAGE_REGISTRY}/${target}:${IMAGE_TAG}"
-    engine build "${extra[@]}" "${base_arg[@]}" "${secret[@]}" --target "${target}" \
-      -t "${IMAGE_REGISTRY}/${target}:${IMAGE_TAG}" -f "${CONTEXT}/Dockerfile" "${CONTEXT}" >&2
+    # --quiet: the engine's output goes to build.log, shown (its tail) only if the build fails.
+    if ((QUIET)); then
+      engine build "${extra[@]}" "${base_arg[@]}" "${secret[@]}" --target "${target}" \
+        -t "${IMAGE_REGISTRY}/${target}:${IMAGE_TAG}" -f "${CONTEXT}/Dockerfile" "${CONTEXT}" \
+        >"${CACHE_ROOT}/build.log" 2>&1 || { tail -40 "${CACHE_ROOT}/build.log" >&2; die "build of ${target} failed"; }
+    else
+      engine build "${extra[@]}" "${base_arg[@]}" "${secret[@]}" --target "${target}" \
+        -t "${IMAGE_REGISTRY}/${target}:${IMAGE_TAG}" -f "${CONTEXT}/Dockerfile" "${CONTEXT}" >&2
+    fi
   done
 }
 
@@ -224,7 +231,7 @@ ensure_images() {
   log "saving the five images to ${DIR}/images.tar (one docker-archive, shared layers)"
   # shellcheck disable=SC2046
   if [[ "${ENGINE}" == podman ]]; then
-    podman_ save --multi-image-archive --format docker-archive -o "${DIR}/images.tar.tmp" $(all_tags)
+    podman_ save --quiet --multi-image-archive --format docker-archive -o "${DIR}/images.tar.tmp" $(all_tags)
   else
     docker save -o "${DIR}/images.tar.tmp" $(all_tags)
   fi
@@ -233,6 +240,11 @@ ensure_images() {
   echo "$((SECONDS - start))" >"${DIR}/build-seconds"
   touch "${DIR}/done"
   log "built in $((SECONDS - start)) s"
+  # Each key's archive is ~1 GB: keep this one and the one before it.
+  local old
+  for old in $(ls -1dt "${CACHE_ROOT}"/*/ 2>/dev/null | tail -n +3); do
+    [[ -f "${old}/done" && "${old%/}" != "${DIR}" ]] && rm -rf "${old}"
+  done
 }
 
 print_sizes() {

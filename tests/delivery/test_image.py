@@ -1,24 +1,40 @@
-"""The Dockerfile, checked without Docker (there is no engine on the machines this is developed on;
-`make images` and the kind tier build and run it where there is): every target's entrypoint is a
-command or module the package really has, the runtime runs as a numeric non-root user, the image
-names match the operator's default images and the chart's values, and .dockerignore keeps the build
-context to what the Dockerfile copies.
+"""The Dockerfile and the images built from it.
+
+First the Dockerfile read as text (fast, no engine): every target's entrypoint is a command or
+module the package really has, the runtime runs as a numeric non-root user, the image names match
+the operator's default images and the chart's values, and .dockerignore keeps the build context to
+what the Dockerfile copies.
+
+Then the five images themselves (marker `images`; `make images` builds them with podman from a
+Debian-package base, hack/images.sh): each runs as uid 10001 under a read-only root with only /tmp
+writable, the way the chart and the operator run them, and each entrypoint does its job: `mlflow
+server` from the general image, a registered model served by the model-server image, predictions
+and rewards through the router image, a drift run of the drift image against that server's window.
+Containers share the host's network namespace on loopback ports (no bridge or NAT needed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shlex
 import subprocess
 import sys
+import time
+import uuid
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx
+import pytest
 import yaml
 
 from modelpilot.cli import main as cli_main
 from modelpilot.operator import settings as operator_settings
+from modelpilot.testing import images as images_mod
+from modelpilot.testing import ports
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -154,3 +170,294 @@ def test_the_wheel_the_image_installs_carries_every_entrypoint(tmp_path: Path) -
     # One namespace package, no top-level `operator` to shadow the standard library's.
     assert {n.split("/")[0] for n in names if not n.startswith("modelpilot-")} == {"modelpilot"}
     assert "modelpilot/__init__.py" not in names
+
+
+# ---- the built images, run with podman ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built() -> images_mod.Images:
+    # A cold build (Debian base + every dependency) takes ~10 min; `make test` builds first.
+    return images_mod.ensure()
+
+
+@contextlib.contextmanager
+def container(
+    image: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    entrypoint: list[str] | None = None,
+    volumes: Sequence[str] = (),
+) -> Iterator[str]:
+    """A detached container as the chart runs one: read-only root, only /tmp writable (a tmpfs
+    standing in for the emptyDir), all capabilities dropped, no privilege escalation, the image's
+    own user. It shares the host's network (loopback ports). Removed on exit."""
+    name = f"mp-test-{uuid.uuid4().hex[:10]}"
+    argv = [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs",
+        "/tmp:rw,size=512m,mode=1777",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+    ]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    for volume in volumes:
+        argv += ["-v", volume]
+    if entrypoint is not None:
+        argv += ["--entrypoint", json.dumps(entrypoint)]
+    images_mod.podman(*argv, image, *args)
+    try:
+        yield name
+    finally:
+        images_mod.podman("rm", "-f", "-t", "5", name, check=False)
+
+
+def logs(name: str) -> str:
+    proc = images_mod.podman("logs", "--tail", "60", name, check=False)
+    return proc.stdout + proc.stderr
+
+
+def wait_http(url: str, name: str, *, timeout: float = 180.0) -> None:
+    """Until GET `url` answers 200; fail with the container's log if it exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = images_mod.podman("inspect", "--format", "{{.State.Running}}", name).stdout
+        if state.strip() != "true":
+            raise AssertionError(f"container {name} exited:\n{logs(name)}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # poll interval of a deadline loop
+    raise AssertionError(f"{url} not ready after {timeout:.0f}s:\n{logs(name)}")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_each_image_runs_as_uid_10001_with_only_tmp_writable(
+    built: images_mod.Images, target: str
+) -> None:
+    script = (
+        "id -u; id -g; echo HOME=$HOME; "
+        "if touch /opt/modelpilot/x 2>/dev/null; then echo root-writable; "
+        "else echo root-read-only; fi; "
+        "touch /tmp/x && echo tmp-writable"
+    )
+    proc = images_mod.podman(
+        "run",
+        "--rm",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs",
+        "/tmp:rw,size=16m,mode=1777",
+        "--cap-drop",
+        "ALL",
+        "--entrypoint",
+        '["/bin/sh", "-c"]',
+        built.ref(target),
+        script,
+    )
+    assert proc.stdout.split() == [
+        "10001",
+        "10001",
+        "HOME=/tmp",
+        "root-read-only",
+        "tmp-writable",
+    ]
+    config = json.loads(images_mod.podman("image", "inspect", built.ref(target)).stdout)[0]
+    assert config["Config"]["User"] == "10001:10001"
+    assert config["Config"]["Entrypoint"] == _entrypoint(target)
+
+
+@pytest.fixture(scope="module")
+def mlflow_in_image(built: images_mod.Images) -> Iterator[str]:
+    """`mlflow server` from the general image, as charts/modelpilot runs it (state under /tmp)."""
+    port = ports.free_port()
+    with container(
+        built.ref("modelpilot"),
+        "server",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--backend-store-uri=sqlite:////tmp/mlflow.db",
+        "--serve-artifacts",
+        "--artifacts-destination=/tmp/artifacts",
+        entrypoint=["mlflow"],
+    ) as name:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", name)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_in_image: str) -> tuple[str, str]:
+    """An iris model with its reference profile, logged from the host into that server."""
+    import mlflow
+    import mlflow.models
+    import mlflow.sklearn
+    import numpy as np
+    import sklearn.datasets
+    import sklearn.linear_model
+
+    from modelpilot.registry import client as registry_client
+    from modelpilot.registry import profiles
+    from modelpilot.stats import profile as profile_mod
+
+    iris = sklearn.datasets.load_iris(as_frame=True)
+    x = iris.data.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    model = sklearn.linear_model.LogisticRegression(max_iter=500).fit(x, iris.target)
+    mlflow.set_tracking_uri(mlflow_in_image)
+    mlflow.set_experiment("image-tests")
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=mlflow.models.infer_signature(x, model.predict(x)),
+            input_example=x.head(2),
+        )
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris-image").version
+    profile = profile_mod.build_profile(
+        {c: x[c].to_numpy() for c in x.columns}, rng=np.random.default_rng(0)
+    )
+    profiles.log_reference_profile(
+        registry_client.make_client(mlflow_in_image),
+        name="iris-image",
+        version=str(version),
+        profile=profile,
+    )
+    return "iris-image", str(version)
+
+
+@pytest.fixture(scope="module")
+def served(
+    built: images_mod.Images, mlflow_in_image: str, registered: tuple[str, str]
+) -> Iterator[str]:
+    """The model-server image with the env the operator writes (builders/workloads.py)."""
+    name, version = registered
+    port = ports.free_port()
+    env = {
+        "MODELPILOT_SERVER_MODEL_URI": f"models:/{name}/{version}",
+        "MODELPILOT_SERVER_TRACKING_URI": mlflow_in_image,
+        "MODELPILOT_SERVER_DEPLOYMENT": "iris",
+        "MODELPILOT_SERVER_VARIANT": "stable",
+        "MODELPILOT_SERVER_HOST": "127.0.0.1",
+        "MODELPILOT_SERVER_PORT": str(port),
+    }
+    with container(built.ref("model-server"), env=env) as cname:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v2/health/ready", cname)
+        yield url
+
+
+IRIS_ROWS = [
+    {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+    {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3},
+]
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_model_server_image_loads_the_registered_model_under_a_read_only_root(
+    served: str,
+) -> None:
+    response = httpx.post(f"{served}/predict", json={"instances": IRIS_ROWS}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [0, 2]
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_router_image_forwards_to_the_model_server_and_takes_rewards(
+    built: images_mod.Images, served: str, tmp_path: Path
+) -> None:
+    routes = tmp_path / "routes.json"
+    routes.write_text(
+        json.dumps(
+            {
+                "deployment": "iris",
+                "stable": "stable",
+                "policy": {"type": "fixed"},
+                "variants": [{"name": "stable", "url": served, "weight": 100, "modelVersion": "1"}],
+            }
+        )
+    )
+    routes.chmod(0o644)
+    port = ports.free_port()
+    env = {
+        "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
+        "MODELPILOT_ROUTER_ROUTES_FILE": "/etc/modelpilot/routes.json",
+        "MODELPILOT_ROUTER_HOST": "127.0.0.1",
+        "MODELPILOT_ROUTER_PORT": str(port),
+    }
+    with container(
+        built.ref("router"), env=env, volumes=[f"{routes}:/etc/modelpilot/routes.json:ro"]
+    ) as name:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", name)
+        response = httpx.post(f"{url}/predict", json={"instances": IRIS_ROWS}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Modelpilot-Variant"] == "stable"
+        assert response.json()["predictions"] == [0, 2]
+        feedback = httpx.post(
+            f"{url}/feedback",
+            json={"request_id": response.headers["X-Request-Id"], "reward": 1},
+            timeout=30,
+        )
+        assert feedback.status_code in (200, 202), feedback.text
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert 'modelpilot_router_requests_total{deployment="iris",variant="stable"}' in metrics
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_drift_image_computes_drift_from_the_model_servers_window(
+    built: images_mod.Images, served: str, mlflow_in_image: str, registered: tuple[str, str]
+) -> None:
+    # Shifted inputs (every feature +3 cm) fill the server's window: drift must show.
+    shifted = [{k: v + 3.0 for k, v in row.items()} for row in IRIS_ROWS * 50]
+    response = httpx.post(f"{served}/predict", json={"instances": shifted}, timeout=30)
+    assert response.status_code == 200, response.text
+    name, version = registered
+    proc = images_mod.podman(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs",
+        "/tmp:rw,size=64m,mode=1777",
+        "--cap-drop",
+        "ALL",
+        "-e",
+        f"MLFLOW_TRACKING_URI={mlflow_in_image}",
+        built.ref("drift"),
+        "--deployment",
+        "iris",
+        "--window-url",
+        served,
+        "--model",
+        f"{name}/{version}",
+        "--no-status",
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["rows"] >= len(shifted), summary
+    assert summary["maxPsi"] > 0.2, summary  # the alert threshold: significant drift
+    assert set(summary["driftedFeatures"]) == set(IRIS_ROWS[0]), summary
