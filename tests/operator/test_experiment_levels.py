@@ -373,8 +373,15 @@ def test_applying_the_examples_directory_in_one_go_leaves_no_experiment_failed(
     docs = [yaml.safe_load(p.read_text()) for p in examples]
     refs = [d["spec"]["deploymentRef"] for d in docs if d["kind"] == "Experiment"]
     mds = {d["metadata"]["name"] for d in docs if d["kind"] == "ModelDeployment"}
-    # Kubectl applies a directory in file-name order: the Experiments before `iris`.
-    kinds = [d["kind"] for d in docs]
+    # kubectl applies a directory in file-name order: an Experiment before its ModelDeployment.
+    order = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    early = [
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "Experiment"
+        and order.index(("Experiment", d["metadata"]["name"]))
+        < order.index(("ModelDeployment", d["spec"]["deploymentRef"]))
+    ]
     settings = op.operator_settings(tracking_uri, namespace)
     with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
         control_plane.kubectl("apply", "-n", namespace, "-f", str(REPO / "manifests" / "examples"))
@@ -387,7 +394,7 @@ def test_applying_the_examples_directory_in_one_go_leaves_no_experiment_failed(
 
         phases = op.wait_for("an example Experiment Running", settled, timeout=60)
         found = op.get(control_plane, f"{API}/{namespace}/experiments")
-    assert kinds.index("Experiment") < kinds.index("ModelDeployment")
+    assert early, "the examples exercise an Experiment applied before its ModelDeployment"
     assert len(refs) == len(set(refs)), "one Experiment per ModelDeployment in the examples"
     assert set(refs) <= mds, "every example Experiment has its ModelDeployment among the examples"
     assert "Failed" not in phases.values()

@@ -132,13 +132,13 @@ def register(
 
     # In-memory views for admission, filled from the watches before any daemon starts (kopf
     # pre-populates indexes). Async and pure: no thread, no API call.
-    @kopf.index(group, version, "modeldeployments", registry=registry)
+    @kopf.index(group, version, "modeldeployments", id="experiment_deployments", registry=registry)
     async def experiment_deployments(
         body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> dict[tuple[str, str], admission.DeploymentView]:
         return {(str(namespace), name): admission.deployment_view(body)}
 
-    @kopf.index(group, version, PLURAL, registry=registry)
+    @kopf.index(group, version, PLURAL, id="experiment_claims", registry=registry)
     async def experiment_claims(
         body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str, str], admission.Claim]:
@@ -159,7 +159,7 @@ def register(
         body: kopf.Body,
         **kwargs: Any,
     ) -> None:
-        # kopf passes every index as a keyword named after its handler.
+        # kopf passes every index as a keyword named after its handler id.
         deployments = kwargs["experiment_deployments"]
         claims = kwargs["experiment_claims"]
         namespace, name = meta.namespace_of(body), meta.name_of(body)
