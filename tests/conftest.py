@@ -67,12 +67,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not used:
         return
     capture = session.config.pluginmanager.getplugin("capturemanager")
-    live = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-    with live, contextlib.suppress(controlplane_harness.ControlPlaneError):
+
+    def live() -> contextlib.AbstractContextManager[None]:
+        # A fresh one per use: a generator-based context manager cannot be entered twice.
+        return capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+
+    with live(), contextlib.suppress(controlplane_harness.ControlPlaneError):
         # On failure the tests that need the plane error with the message; the others still run.
         controlplane_harness.ensure_binaries()
     if "real_node_plane" in used:
-        with live, contextlib.suppress(node_harness.NodeError):
+        with live(), contextlib.suppress(node_harness.NodeError):
             node_harness.ensure_binaries()  # kubelet, kube-proxy, coredns; apt packages
 
 
