@@ -119,7 +119,7 @@ def ensure_binaries() -> Path:
 
 def _cache_dir() -> Path:
     root = os.environ.get("MODELPILOT_CACHE") or str(Path.home() / ".cache" / "modelpilot")
-    return Path(root) / "images"
+    return Path(root) / "node-images"
 
 
 def busybox_image(name: str, cmd: Sequence[str], *, out_dir: Path | None = None) -> Path:
@@ -880,7 +880,7 @@ def _dns_objects(node_ip: str) -> list[dict[str, Any]]:
                 "namespace": "kube-system",
                 "labels": {
                     "kubernetes.io/service-name": "kube-dns",
-                    "endpointslice.kubernetes.io/managed-by": "modelpilot.local/node",
+                    "endpointslice.kubernetes.io/managed-by": "modelpilot.local-node",
                 },
             },
             "addressType": "IPv4",
