@@ -84,6 +84,22 @@ def _recorded_groups(state: Path) -> dict[str, int]:
     return groups
 
 
+def _visible_steps(record: tl.Timeline) -> list[float]:
+    """The challenger's weight after each change of at least 3 points before the decision."""
+    steps: list[float] = []
+    last: float | None = None
+    for snap in record.snapshots:
+        if snap.phase in tl.TERMINAL_PHASES:
+            break
+        weight = next((v.weight for v in snap.variants if v.name == "challenger"), None)
+        if weight is None:
+            continue
+        if last is not None and abs(weight - last) >= 3:
+            steps.append(weight)
+        last = weight
+    return steps
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -139,6 +155,18 @@ def test_the_demo_promotes_the_challenger_flags_the_drift_and_a_second_run_reuse
         ].split("version ")[1].rstrip(")")
         html = (state / "report.html").read_text()
         assert html.count("data:image/png;base64,") == 3
+        # Not one user request failed, the promotion's model-server swap included.
+        assert record.client_errors == 0, (record.clients, record.facts)
+        assert {c.variant for c in record.clients} >= {"stable", "challenger"}
+        # The split visibly moved before the decision: at least three changes of 3+ points.
+        assert len(_visible_steps(record)) >= 3, _visible_steps(record)
+        # The outcome in words: what serves now, and that the old champion is not "the loser".
+        assert record.outcome is not None
+        assert record.outcome.serving_version == record.facts["promoted version"]
+        assert "Now serving: demo-classifier version" in output
+        assert "p_best=0.001" not in output
+        # No third-party warning reaches the user's terminal.
+        assert not [line for line in output.splitlines() if "Warning" in line], output[-4000:]
         assert _processes_mentioning(str(state)) == []
         models = record.step("models").detail
         mlflow = record.step("mlflow").detail

@@ -83,6 +83,8 @@ def test_the_plain_view_tells_the_outcome_once_and_never_calls_the_champion_the_
     shown.update(record)
     printed = out.getvalue()
     assert printed.count("Now serving: demo-classifier version 2") == 1
+    assert "phase=Promoted | stable: weight=100% (version 2)" in printed
+    assert "p_best=0.001" not in printed
 
 
 def test_the_live_panel_shows_the_numbers_the_decision_was_taken_on() -> None:

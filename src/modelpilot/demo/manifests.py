@@ -4,12 +4,14 @@ Pure builders of plain dicts (written to `.demo/*.yaml` and applied with `kubect
 user would). The one design decision: the demo's settings make the split's movement visible and
 the decision come within a minute on a laptop, inside what the CRD allows and what a real user
 could write. The challenger is so much better (91% against 72%) that Thompson sampling alone would
-jump from 50/50 to the ceiling at the first update; `maxStep: 15` moves it 15 points per update
-(50 -> 65 -> 80 -> 95), and 200 rewards per variant cannot be reached before the third update at
-the demo's 40 requests/s and 4 s updates (the champion gets 50%, 35%, 20% of 160 requests: about
-170), so at least three steps are seen before the promotion; at the 5% floor the champion then
-reaches 200 within about 15 s. The drift CronJob is suspended because the demo runs the drift job
-itself, once, when it has sent drifted traffic.
+jump from 50/50 to the ceiling at the first update; `maxStep: 15` moves it 15 points per 2 s
+update (50 -> 65 -> 80 -> 90). The decision needs 150 rewards per variant, which the champion
+cannot have by the third update: at the demo's 40 requests/s it gets 80 requests per update at
+most, 50%, 65% and 80% of them even if the first noisy updates favour it, and its rewards arrive
+later still. So at least three steps are seen before the promotion; at the 10% floor the champion
+then reaches 150 within about 15 s (longer on a loaded machine, where fewer requests go out). The
+drift CronJob is suspended because the demo runs the drift job itself, once, when it has sent
+drifted traffic.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def build_experiment(
     deployment: str,
     model: str,
     challenger_version: str,
-    min_samples: int = 200,
-    update_interval: str = "4s",
+    min_samples: int = 150,
+    update_interval: str = "2s",
     max_step: int = 15,
 ) -> dict[str, Any]:
     return {
@@ -100,8 +102,8 @@ def build_experiment(
             ],
             "policy": {
                 "type": "thompson",
-                "minWeight": 5,
-                "maxWeight": 95,
+                "minWeight": 10,
+                "maxWeight": 90,
                 "maxStep": max_step,
                 "updateInterval": update_interval,
             },

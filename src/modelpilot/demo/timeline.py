@@ -240,8 +240,15 @@ def outcome_sentences(timeline: Timeline) -> list[str]:
             f"Still serving: {model} version {out.serving_version or out.previous_version} with "
             "100% of the traffic."
         )
-    else:
+    elif out.phase in TERMINAL_PHASES:
         lines.append(f"The experiment ended in phase {out.phase}: {out.reason}")
         if out.serving_version:
             lines.append(f"Serving: {model} version {out.serving_version}.")
+    else:
+        lines.append(
+            f"The experiment had not decided when the demo stopped waiting (phase {out.phase}); "
+            "nothing was promoted."
+        )
+        if out.serving_version:
+            lines.append(f"Still serving: {model} version {out.serving_version}.")
     return lines

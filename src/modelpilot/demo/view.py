@@ -74,6 +74,17 @@ def render(timeline: tl.Timeline) -> Group:
 def log_line(snap: tl.Snapshot) -> str:
     """One plain line per snapshot."""
     parts = [f"t={snap.t:5.0f}s phase={snap.phase}"]
+    if snap.phase in tl.TERMINAL_PHASES:
+        # The status after the decision describes the new split; its P(best) figures belong to
+        # the decision (the outcome lines say it in words), so only the split is shown here.
+        return " | ".join(
+            parts
+            + [
+                f"{v.name}: weight={v.weight:.0f}%"
+                + (f" (version {v.model_version})" if v.model_version else "")
+                for v in snap.variants
+            ]
+        )
     for v in snap.variants:
         parts.append(
             f"{v.name}: weight={v.weight:.0f}% p_best={_fmt_p(v.probability_to_be_best) or '-'} "
