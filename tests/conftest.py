@@ -49,7 +49,7 @@ def control_plane() -> Iterator[controlplane_harness.ControlPlane]:
 def real_node_plane() -> Iterator[controlplane_harness.ControlPlane]:
     """A control plane with a real node (kubelet, containerd + runc, CNI bridge, kube-proxy,
     CoreDNS; root only), in a temporary directory; `plane.node.import_image(archive)` loads an
-    image. Tests that use it are marked `k8s` and `node`. See modelpilot.testing.node.
+    image. Tests that use it are marked `k8s` and `realnode`. See modelpilot.testing.node.
     """
     with controlplane_harness.running(node="real", timeout=240.0) as plane:
         yield plane

@@ -831,9 +831,12 @@ def _start_plane_once(
             f"--proxy-client-key-file={pki.clients['front-proxy-client'][1]}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # A loopback address is no valid endpoint; the real node's veth address is.
+            # No endpoint reconciler: a loopback address is no valid endpoint, and with the real
+            # node's address the lease reconciler held up the API server's exit by 10 s;
+            # node.start writes the `kubernetes` Service's EndpointSlice itself.
+            "--endpoint-reconciler-type=none",
             *(
-                ["--endpoint-reconciler-type=none"]
+                []
                 if node_state is None
                 else [
                     f"--kubelet-client-certificate={pki.clients['apiserver-kubelet-client'][0]}",

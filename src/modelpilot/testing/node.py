@@ -55,6 +55,7 @@ POD_CIDR = "10.244.0.0/24"
 CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 STATE_FILE = "node.json"
+DATA_ROOT = "/var/lib/mpn"
 PAUSE_IMAGE = "modelpilot.local/pause:busybox"
 TEST_IMAGE = "modelpilot.local/busybox:test"
 NODE_BINARIES = ("kubelet", "kube-proxy", "coredns")
@@ -356,6 +357,9 @@ class NodeState:
     node_ip: str
     cgroup: str  # /modelpilot-node-<id>
     tunables: dict[str, str]
+    # /var/lib/mpn/<id>: containerd's and the kubelet's data and sockets. Not in the state dir:
+    # a unix socket path has at most 104 bytes, and pytest's tmp paths are longer.
+    data_dir: str = ""
     holder_pid: int | None = None
     netns: int | None = None
     mntns: int | None = None
@@ -392,7 +396,9 @@ def prepare(state_dir: Path, launcher: Launcher) -> NodeState:
         node_ip=node_ip,
         cgroup=f"/modelpilot-node-{node_id}",
         tunables=tunables,
+        data_dir=f"{DATA_ROOT}/{node_id}",
     )
+    Path(state.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     state.save()
     sleep = shutil.which("sleep") or "/bin/sleep"
     launcher.start(
@@ -434,9 +440,10 @@ def prepare(state_dir: Path, launcher: Launcher) -> NodeState:
     _run(["ip", "addr", "add", f"{host_ip}/{prefix}", "dev", state.veth])
     _run(["ip", "link", "set", state.veth, "up"])
     inside = ["nsenter", f"--target={holder}", "--net", "--mount", "--"]
-    scratch = state_dir / "node"
+    scratch = Path(state.data_dir)
     (scratch / "cni-lib").mkdir(parents=True, exist_ok=True)
-    Path("/var/lib/cni").mkdir(parents=True, exist_ok=True)  # the mount point (an empty dir)
+    for mount_point in ("/var/lib/cni", "/run/containerd"):  # (empty dirs where missing)
+        Path(mount_point).mkdir(parents=True, exist_ok=True)
     script = "; ".join(
         [
             "set -e",
@@ -448,6 +455,8 @@ def prepare(state_dir: Path, launcher: Launcher) -> NodeState:
             # Paths the kubelet and CNI write outside their configured dirs: private here.
             "mount -t tmpfs -o mode=0755 node-var-log /var/log",
             f"mount --bind {scratch / 'cni-lib'} /var/lib/cni",
+            # containerd's shims put their sockets and fifos under /run/containerd, fixed.
+            "mount -t tmpfs -o mode=0700 node-run-containerd /run/containerd",
         ]
     )
     _run([*inside, "sh", "-c", script])
@@ -531,7 +540,7 @@ def start(
     marks: list[tuple[str, float]] = []
     assert state.holder_pid is not None
     holder = state.holder_pid
-    base = state_dir / "node"
+    base = Path(state.data_dir)
     dirs = {
         name: base / name
         for name in (
@@ -759,7 +768,12 @@ def start(
         "apply",
         "-f",
         "-",
-        input=yaml.safe_dump_all(_dns_objects(state.node_ip)),
+        input=yaml.safe_dump_all(
+            [
+                *_dns_objects(state.node_ip),
+                _api_endpoints(state.host_ip, int(server.rsplit(":", 1)[1])),
+            ]
+        ),
     )
     corefile = dirs["coredns"] / "Corefile"
     corefile.write_text(
@@ -822,6 +836,25 @@ def _http_ok_inside(inside: list[str], url: str) -> bool:
         ).returncode
         == 0
     )
+
+
+def _api_endpoints(host_ip: str, port: int) -> dict[str, Any]:
+    """The `kubernetes` Service's endpoints (the API server runs without an endpoint reconciler)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": "kubernetes",
+                "endpointslice.kubernetes.io/managed-by": "modelpilot.local-node",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host_ip], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
 
 
 def _dns_objects(node_ip: str) -> list[dict[str, Any]]:
@@ -931,6 +964,10 @@ def cleanup(state_dir: Path) -> list[str]:
                 target.write_text(value)
         except OSError as exc:
             problems.append(f"could not restore {name}={value}: {exc}")
+    if state.data_dir.startswith(f"{DATA_ROOT}/"):
+        shutil.rmtree(state.data_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(DATA_ROOT).rmdir()  # only when no other node uses it
     if not problems:
         path.unlink(missing_ok=True)
     return problems
@@ -955,9 +992,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "binaries":
             print(ensure_binaries())
             return 0
-        socket = args.dir.resolve() / "node" / "containerd" / "containerd.sock"
-        if not socket.exists():
-            print(f"error: no node running under {args.dir} (no {socket})", file=sys.stderr)
+        state_file = args.dir.resolve() / STATE_FILE
+        socket = (
+            Path(NodeState.load(state_file).data_dir) / "containerd" / "containerd.sock"
+            if state_file.is_file()
+            else None
+        )
+        if socket is None or not socket.exists():
+            print(f"error: no real node running under {args.dir}", file=sys.stderr)
             return 1
         node = RealNode(
             name=NODE_NAME,
