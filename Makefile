@@ -39,7 +39,7 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv k8s-binaries prometheus-binaries redis-binaries images ## every test tier present (unit, services, control plane); sets itself up
+test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries ## every test tier present (unit, services, control plane); sets itself up
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
@@ -60,8 +60,15 @@ redis-binaries: ## install redis-server (apt) when missing; no service left runn
 # ---- sections filled in by each area (keep each area's targets in its block) -------------
 # [control-plane targets]
 .PHONY: cluster-up cluster-down test-k8s
-cluster-up: venv k8s-binaries ## start the local control plane; writes .cluster/kubeconfig
-	$(PY) -m modelpilot.testing.controlplane up --dir .cluster
+# NODE=kwok (default): one fake node. NODE=real: a real node (kubelet, containerd + runc, CNI
+# bridge, kube-proxy in iptables mode, CoreDNS) in its own network namespace; needs root.
+NODE ?= kwok
+cluster-up: venv k8s-binaries $(if $(filter real,$(NODE)),node-binaries) ## start the local control plane (NODE=real: a real node); writes .cluster/kubeconfig
+	$(PY) -m modelpilot.testing.controlplane up --dir .cluster --node $(NODE)
+
+.PHONY: node-binaries
+node-binaries: ## install containerd, runc, CNI plugins, iptables (apt); build kubelet, kube-proxy, coredns
+	@bash hack/node-binaries.sh
 
 cluster-down: venv ## stop the control plane started by cluster-up (no process left behind)
 	$(PY) -m modelpilot.testing.controlplane down --dir .cluster
@@ -99,16 +106,20 @@ examples: venv ## run the iris and breast cancer pipelines against MLFLOW_TRACKI
 sweep-example: venv ## the 20-trial breast cancer sweep (resumes if run again) against MLFLOW_TRACKING_URI
 	$(VENV)/bin/modelpilot sweep --config examples/breast_cancer/sweep.yaml
 # [operator targets]
-.PHONY: manifests operator-test bench-operator
+.PHONY: manifests operator-test bench-operator bench-operator-idle
 manifests: venv ## render the CRDs and the operator's RBAC from src/modelpilot/api
 	$(PY) -m modelpilot.api render --out manifests/crds --rbac-out manifests/rbac
 
 operator-test: venv k8s-binaries prometheus-binaries ## operator unit tests and control-plane tests
 	$(PY) -m pytest tests/unit/operator tests/operator -q $(PYTEST_ARGS)
 
-bench-operator: venv k8s-binaries ## 200 ModelDeployments at once: time to all Ready, operator peak memory
+bench-operator: venv k8s-binaries ## 1,000 ModelDeployments at once: time to all Ready, operator peak memory
 	@mkdir -p bench/out
-	$(PY) bench/operator_scale.py --out bench/out/operator.json
+	$(PY) bench/operator_scale.py --count 1000 --out bench/out/operator.json
+
+bench-operator-idle: venv k8s-binaries ## 500 ModelDeployments at rest: API requests/s and CPU, relist vs cache
+	@mkdir -p bench/out
+	$(PY) bench/operator_idle.py --out bench/out/operator_idle.json
 
 # [delivery targets]
 # Chart, install bundle, image, dashboards, alerts and the kind workflow (docs/delivery.md).
@@ -135,7 +146,7 @@ define require-docker-kind
 	@command -v $(KIND) >/dev/null 2>&1 || { echo "$@: '$(KIND)' is not installed: 'go install sigs.k8s.io/kind@latest' puts it in ~/go/bin" >&2; exit 1; }
 endef
 
-.PHONY: crds chart-sync chart-lint manifests-bundle promtool alerts-check images kind-up kind-load kind-deploy e2e-kind kind-down test-delivery
+.PHONY: crds chart-sync chart-schema chart-lint manifests-bundle promtool alerts-check images kind-up kind-load kind-deploy e2e-kind kind-down test-delivery
 chart-sync: ## copy CRDs, RBAC, dashboards and alert rules into the chart (tests check they are equal)
 	@mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/dashboards $(CHART)/files/alerts
 	rm -f $(CHART)/files/crds/*.yaml $(CHART)/files/rbac/*.yaml $(CHART)/files/dashboards/*.json
@@ -144,7 +155,10 @@ chart-sync: ## copy CRDs, RBAC, dashboards and alert rules into the chart (tests
 	cp dashboards/*.json $(CHART)/files/dashboards/
 	cp alerts/modelpilot-rules.yaml $(CHART)/files/alerts/
 
-crds: manifests chart-sync manifests-bundle ## after an API change: render CRDs/RBAC, copy them into the chart, re-render the bundle
+chart-schema: ## regenerate charts/modelpilot/values.schema.json from the commented values.yaml (after adding values)
+	$(PY) hack/chart_schema.py
+
+crds: manifests chart-sync chart-schema manifests-bundle ## after an API change: render CRDs/RBAC, copy them into the chart, regenerate the values schema, re-render the bundle
 
 chart-lint: ## helm lint --strict and helm template over every ci/*-values.yaml
 	@for f in $(CHART_CI_VALUES); do \
