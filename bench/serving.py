@@ -415,7 +415,9 @@ def wrk(
         "summary.errors.timeout))\n"
         "end\n"
     )
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    # A 30 s timeout (wrk: 2 s): on a busy shared machine a slow answer is a latency, not an error.
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
+    argv += ["-s", str(script), url]
     # Warm-up: connections, JIT-free but caches and pools warm.
     subprocess.run([*argv[:3], "-d2s", *argv[4:]], capture_output=True, check=True)
     watch = watch or {}
