@@ -1,5 +1,5 @@
-"""The chart's NetworkPolicies (issue 15, item 6), rendered by the real helm and checked by the real
-API server (a server-side dry run).
+"""The chart's NetworkPolicies and emptyDir sizeLimits (issue 15, item 6), rendered by the real
+helm and checked by the real API server (a server-side dry run).
 
 Their selectors are checked against the labels the operator's builders put on the pods they create
 (the contract of docs/architecture.md), so a label change on either side fails here. What cannot be
@@ -181,3 +181,30 @@ def test_the_api_server_accepts_the_policies_in_a_server_side_dry_run(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("networkpolicy.networking.k8s.io/") == 6
     assert proc.stdout.count("(server dry run)") == 6
+
+
+@pytest.mark.parametrize(
+    "values_file", sorted((CHART / "ci").glob("*-values.yaml")), ids=lambda p: p.name
+)
+def test_every_emptydir_the_chart_renders_has_a_size_limit(
+    render_chart: Any, values_file: Path
+) -> None:
+    """The chart's own pods (issue 15, item 6); the operator's are in test_builders_hardening."""
+    objects = render_chart(values_file, sets=("mlflow.enabled=true",))
+    volumes = [
+        v
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob", "Pod")
+        for v in (
+            (
+                o["spec"].get("template")
+                or o["spec"].get("jobTemplate", {}).get("spec", {}).get("template")
+                or {"spec": o["spec"]}
+            )["spec"].get("volumes")
+            or []
+        )
+    ]
+    empty_dirs = [v for v in volumes if "emptyDir" in v]
+    assert empty_dirs
+    for volume in empty_dirs:
+        assert (volume["emptyDir"] or {}).get("sizeLimit"), (values_file.name, volume)
