@@ -358,3 +358,51 @@ def test_stopping_a_real_node_leaves_no_process_mount_interface_rule_or_cgroup(
     assert after["tunables"] == before["tunables"]
     assert list(Path("/sys/fs/cgroup").glob(f"*/{state.cgroup.lstrip('/')}")) == []
     assert not (state_dir / node.STATE_FILE).exists()
+
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from pathlib import Path
+    from modelpilot.testing import controlplane, node
+    with controlplane.running(node="real", timeout=240.0) as plane:
+        plane.node.import_image(Path(sys.argv[1]))
+        plane.kubectl("run", "web", f"--image={node.TEST_IMAGE}", "--image-pull-policy=Never")
+        plane.kubectl("wait", "pod/web", "--for=condition=Ready", "--timeout=120s", timeout=150)
+        print(json.dumps({"state": str(plane.state_dir)}), flush=True)
+        sys.stdin.read()  # until the test SIGKILLs us
+    """
+)
+
+
+def test_a_sigkilled_owner_still_leaves_nothing_once_the_watchdog_cleans_up() -> None:
+    archive = node.busybox_image(node.TEST_IMAGE, WEB_IMAGE_CMD)
+    before = _host_snapshot()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, str(archive)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line, "the child failed to start a plane with a real node"
+    state_dir = Path(json.loads(line)["state"])
+    state = node.NodeState.load(state_dir / node.STATE_FILE)
+    inodes = {"net": state.netns or 0, "mnt": state.mntns or 0}
+    assert _node_processes(inodes, state_dir, state.cgroup)
+    child.kill()  # no `finally`, no atexit: only the watchdog can clean up
+    child.wait()
+    wait_for("the watchdog to remove the state dir", lambda: not state_dir.exists(), timeout=60)
+    wait_for(
+        "the watchdog itself to exit",
+        lambda: _node_processes(inodes, state_dir, state.cgroup) == [],
+        timeout=10,
+    )
+    after = _host_snapshot()
+    assert state.veth not in after["links"]
+    ours = ("KUBE-", "CNI-", "10.244.", "10.96.")
+    assert {r for r in after["rules"] - before["rules"] if any(o in r for o in ours)} == set()
+    assert after["tunables"] == before["tunables"]
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{state.cgroup.lstrip('/')}")) == []
+    assert not Path(state.data_dir).exists()
