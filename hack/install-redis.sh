@@ -4,9 +4,9 @@
 # chart runs Valkey, its protocol-compatible fork, from the same command set).
 #
 # Installs only what is missing (apt-get, as root), then stops and disables the service the package
-# enables where systemd runs (apt starts Redis on :6379); the test harness
-# (src/modelpilot/testing/redis.py) starts its own on a free loopback port instead, so nothing of
-# ours is left listening. Without an init system (containers) Debian's invoke-rc.d does not start it.
+# enables where systemd runs (apt starts Redis on :6379); the tests (fixture `redis_server` of
+# tests/services/test_rewards.py) start their own on a free loopback port, so nothing of ours is
+# left listening. Without an init system (containers) Debian's invoke-rc.d does not start it.
 #
 # Usage: hack/install-redis.sh [--quiet]   (make redis-binaries)
 set -euo pipefail
@@ -15,7 +15,7 @@ QUIET=0
 for arg in "$@"; do
   case "${arg}" in
     --quiet) QUIET=1 ;;
-    -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-redis.sh: unknown argument '${arg}' (allowed: --quiet)" >&2; exit 2 ;;
   esac
 done
