@@ -15,7 +15,7 @@ QUIET=0
 for arg in "$@"; do
   case "${arg}" in
     --quiet) QUIET=1 ;;
-    -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-redis.sh: unknown argument '${arg}' (allowed: --quiet)" >&2; exit 2 ;;
   esac
 done
