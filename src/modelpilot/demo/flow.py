@@ -391,6 +391,7 @@ class Demo:
             raise RuntimeError("the router is not ready")
         self.users = traffic_mod.Users(router_url=router, seed=self.o.seed + 1, rate=self.o.rate)
         self._t0 = time.monotonic()
+        self._snapshot()  # the split in force when the first request goes out
         self.users.start()
         phase = ""
         deadline = time.monotonic() + self.o.experiment_timeout
@@ -399,7 +400,9 @@ class Demo:
             phase = self._snapshot()
             if phase in tl.TERMINAL_PHASES:
                 break
-            time.sleep(1.0)  # the demo's tick: poll the world, no synchronisation implied
+            # The demo's tick: poll the world, no synchronisation implied. Short, so that every
+            # 2 s update of the split is seen (a tick's kubectl calls take a while of their own).
+            time.sleep(0.25)
         self._record_outcome(phase)
         if phase != constants.PROMOTED:
             self._stop_users()

@@ -4,14 +4,14 @@ Pure builders of plain dicts (written to `.demo/*.yaml` and applied with `kubect
 user would). The one design decision: the demo's settings make the split's movement visible and
 the decision come within a minute on a laptop, inside what the CRD allows and what a real user
 could write. The challenger is so much better (91% against 72%) that Thompson sampling alone would
-jump from 50/50 to the ceiling at the first update; `maxStep: 15` moves it 15 points per 2 s
-update (50 -> 65 -> 80 -> 90). The decision needs 150 rewards per variant, which the champion
-cannot have by the third update: at the demo's 40 requests/s it gets 80 requests per update at
-most, 50%, 65% and 80% of them even if the first noisy updates favour it, and its rewards arrive
-later still. So at least three steps are seen before the promotion; at the 10% floor the champion
-then reaches 150 within about 15 s (longer on a loaded machine, where fewer requests go out). The
-drift CronJob is suspended because the demo runs the drift job itself, once, when it has sent
-drifted traffic.
+jump from 50/50 to the ceiling at the first update; `maxStep: 10` moves it 10 points per 2 s
+update (50 -> 60 -> 70 -> 80 -> 90). The decision needs 150 rewards per variant, which the
+champion cannot have by the third update: at the demo's 40 requests/s it gets 80 requests per
+update at most, 50%, 60% and 70% of them even if the first noisy updates favour it, and its
+rewards arrive later still. So at least three steps are seen before the promotion; on the usual
+path (the champion's share falling to the 10% floor) the decision comes about 20 s in, longer on a
+loaded machine, where fewer requests go out. The drift CronJob is suspended because the demo runs
+the drift job itself, once, when it has sent drifted traffic.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def build_experiment(
     challenger_version: str,
     min_samples: int = 150,
     update_interval: str = "2s",
-    max_step: int = 15,
+    max_step: int = 10,
 ) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,

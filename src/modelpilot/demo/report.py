@@ -144,8 +144,8 @@ def summary_lines(timeline: tl.Timeline) -> list[str]:
         decided = timeline.decision_snapshot() or last
         total = sum(v.requests for v in decided.variants)
         lines.append(
-            f"The experiment ran {last.t - first.t:.0f} s over {total} requests and ended in phase "
-            f"{last.phase}."
+            f"The experiment ran {last.t - first.t:.0f} s and ended in phase {last.phase}; its "
+            f"decision counted {total} requests."
         )
         lines.extend(tl.outcome_sentences(timeline))
         if decided is not last:
@@ -189,6 +189,8 @@ def client_table(timeline: tl.Timeline) -> str:
         return "<p>No user traffic was recorded.</p>"
     esc = html.escape
     rows = [
+        "<p>Counted by the simulated users over the whole run, the promotion included (after it,"
+        " the stable variant serves the promoted model).</p>"
         "<table><tr><th>variant that answered</th><th>requests</th><th>failed</th>"
         "<th>correct predictions</th><th>rewards sent</th><th>rewards refused</th></tr>"
     ]
