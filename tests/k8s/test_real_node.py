@@ -190,6 +190,9 @@ def test_a_service_reaches_the_pod_by_cluster_ip_and_by_dns_name_from_another_po
             ),
             f"nslookup {fqdn}",
             "cat /etc/resolv.conf",
+            # The API server through the `kubernetes` Service (a TCP connect: busybox's TLS has
+            # no cipher in common with Go's; in-cluster clients are covered in tests/e2e).
+            "nc -w 5 kubernetes.default.svc.cluster.local 443 </dev/null && echo api-tcp-ok",
         ]
     )
     client = textwrap.dedent(
@@ -219,6 +222,7 @@ def test_a_service_reaches_the_pod_by_cluster_ip_and_by_dns_name_from_another_po
     assert cluster_ip in logs  # nslookup answered with the Service's ClusterIP
     assert f"nameserver {node.CLUSTER_DNS}" in logs
     assert f"search {namespace}.svc.cluster.local" in logs
+    assert "api-tcp-ok" in logs
 
 
 # ---- teardown ----------------------------------------------------------------------------------
