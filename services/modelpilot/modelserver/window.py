@@ -165,6 +165,7 @@ class DriftWindow:
 
     def flush_dict(self, *, now: float) -> dict[str, Any]:
         """The window as persisted: the next sequence number, stamped with the flush time."""
+        self.fold()
         with self._lock:
             self.sequence += 1
             return {**self.sketch().to_dict(), "source": self.source(flushed_at=now)}
