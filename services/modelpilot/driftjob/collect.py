@@ -108,7 +108,9 @@ def check_url(url: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise errors.InputError(f"--window-url: {url!r} has an invalid port") from exc
-    netloc = parts.hostname.lower() + (f":{port}" if port is not None else "")
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host  # IPv6 keeps its brackets (RFC 3986)
+    netloc = host + (f":{port}" if port is not None else "")
     return urllib.parse.urlunsplit(
         (parts.scheme.lower(), netloc, parts.path.rstrip("/"), parts.query, "")
     )
@@ -151,7 +153,8 @@ def pod_urls(*, namespace: str, deployment: str, variant: str = constants.STABLE
             for p in container.get("ports", []) or []:
                 if p.get("name") == "http":
                     port = int(p["containerPort"])
-        urls.append(f"http://{ip}:{port}")
+        host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986 brackets)
+        urls.append(f"http://{host}:{port}")
     return urls
 
 
