@@ -164,7 +164,8 @@ def test_thirty_running_experiments_leave_the_operator_free_to_make_a_new_deploy
         elapsed = time.monotonic() - started
         still_running = all_running()
     print(f"\nnew ModelDeployment Ready {elapsed:.2f} s after apply, {count} Experiments running")
-    assert elapsed < 10
+    # Within seconds (about 5-6 s at a load of 14-20 on two cores; the old code: never).
+    assert elapsed < 15
     assert still_running
 
 
