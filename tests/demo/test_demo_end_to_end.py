@@ -164,7 +164,10 @@ def test_the_demo_promotes_the_challenger_flags_the_drift_and_a_second_run_reuse
         assert record.outcome is not None
         assert record.outcome.serving_version == record.facts["promoted version"]
         assert "Now serving: demo-classifier version" in output
-        assert "p_best=0.001" not in output
+        # After the decision no line shows the stale P(best) beside the promoted split.
+        assert not [
+            line for line in output.splitlines() if "phase=Promoted" in line and "p_best" in line
+        ]
         # No third-party warning reaches the user's terminal.
         assert not [line for line in output.splitlines() if "Warning" in line], output[-4000:]
         assert _processes_mentioning(str(state)) == []
