@@ -309,10 +309,14 @@ def _group_alive(pgid: int) -> bool:
 
 # Shutdown order matters: the API server's clients first, then the API server (while it drains
 # it still needs etcd; with etcd gone first it retries for good), then etcd.
+# The real node's namespace holder goes last: with it goes the node's network namespace and
+# the veth the API server listens on, and an API server that lost its address waited 10 s for
+# its own lease deletion before exiting.
 _STOP_STAGES = (
     ("kwok", "kube-scheduler", "kube-controller-manager"),
     ("kube-apiserver",),
     ("etcd",),
+    ("node-namespaces",),
 )
 
 
