@@ -661,24 +661,37 @@ class Controller:
             if not snaps:
                 continue
             started = time.monotonic()
-            resolved: dict[tuple[str, str, str], Any] = {}
-            if full:
-                resolved = await loop.run_in_executor(
-                    executor, contextvars.copy_context().run, self._resolve_aliases, snaps
-                )
-            chunks = [snaps[i::CHECK_CHUNKS] for i in range(CHECK_CHUNKS)]
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        executor,
-                        contextvars.copy_context().run,
-                        functools.partial(self._check_many, chunk, resolved=resolved, full=full),
-                    )
-                    for chunk in chunks
-                    if chunk
-                )
-            )
+            try:
+                await self._check_pass(snaps, full=full, loop=loop, executor=executor)
+            except Exception:  # the loop must outlive any one pass; the next one retries
+                _LOG.exception("a check pass failed")
             self.metrics.check_seconds.observe(time.monotonic() - started)
+
+    async def _check_pass(
+        self,
+        snaps: Sequence[Snapshot],
+        *,
+        full: bool,
+        loop: asyncio.AbstractEventLoop,
+        executor: Any,
+    ) -> None:
+        resolved: dict[tuple[str, str, str], Any] = {}
+        if full:
+            resolved = await loop.run_in_executor(
+                executor, contextvars.copy_context().run, self._resolve_aliases, snaps
+            )
+        chunks = [snaps[i::CHECK_CHUNKS] for i in range(CHECK_CHUNKS)]
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    executor,
+                    contextvars.copy_context().run,
+                    functools.partial(self._check_many, chunk, resolved=resolved, full=full),
+                )
+                for chunk in chunks
+                if chunk
+            )
+        )
 
     def _check_many(
         self, snaps: Sequence[Snapshot], *, resolved: Mapping[Any, Any], full: bool
@@ -705,7 +718,7 @@ class Controller:
                 self._resolved.pop((uri, name, alias, "None"), None)
             try:
                 out[key] = self._resolve({"name": name, "alias": alias}, tracking_uri=uri)
-            except errors.InputError as exc:
+            except (errors.InputError, client.RegistryUnavailable) as exc:
                 out[key] = exc
         return out
 
