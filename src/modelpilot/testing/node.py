@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import functools
 import gzip
 import hashlib
@@ -381,6 +382,18 @@ def prepare(state_dir: Path, launcher: Launcher) -> NodeState:
     Called before the API server starts, since it listens on `host_ip`.
     """
     node_id = os.urandom(3).hex()
+    # Two nodes starting at once (two test sessions) must not pick the same /30: hold a lock
+    # from the pick until the host end carries its address.
+    Path(DATA_ROOT).mkdir(parents=True, exist_ok=True)
+    lock = os.open(f"{DATA_ROOT}/.link.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare_locked(state_dir, launcher, node_id)
+    finally:
+        os.close(lock)
+
+
+def _prepare_locked(state_dir: Path, launcher: Launcher, node_id: str) -> NodeState:
     link = _pick_link()
     host_ip, node_ip = (str(h) for h in list(link.hosts())[:2])
     tunables = {}
@@ -966,8 +979,7 @@ def cleanup(state_dir: Path) -> list[str]:
             problems.append(f"could not restore {name}={value}: {exc}")
     if state.data_dir.startswith(f"{DATA_ROOT}/"):
         shutil.rmtree(state.data_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            Path(DATA_ROOT).rmdir()  # only when no other node uses it
+        # (DATA_ROOT and its .link.lock stay: removing a lock file others may hold is a race.)
     if not problems:
         path.unlink(missing_ok=True)
     return problems
