@@ -89,12 +89,22 @@ def test_the_drift_cronjob_runs_as_a_real_job_and_writes_status_drift(
         explain=lambda: cluster.describe("cronjobs,jobs"),
     )
     assert status["maxPsi"] >= 0
-    jobs = [
-        j
-        for j in cluster.items("jobs")
-        if any(o.get("kind") == "CronJob" for o in j["metadata"].get("ownerReferences", []))
-    ]
-    assert any(j.get("status", {}).get("succeeded") for j in jobs), jobs
+
+    def succeeded_job() -> list[dict[str, Any]]:
+        # The Job that wrote the status ends a moment later: its pod exits after the patch.
+        return [
+            j
+            for j in cluster.items("jobs")
+            if any(o.get("kind") == "CronJob" for o in j["metadata"].get("ownerReferences", []))
+            and j.get("status", {}).get("succeeded")
+        ]
+
+    e2e.poll(
+        "a drift Job of the CronJob succeeded",
+        succeeded_job,
+        timeout=180,
+        explain=lambda: cluster.describe("cronjobs,jobs"),
+    )
     condition = cluster.condition("modeldeployment", "iris", "DriftDetected") or {}
     assert condition.get("reason") not in (None, "AwaitingFirstRun"), condition
     # No more runs for the rest of the session: they would compete for the 2 cores.
