@@ -76,7 +76,14 @@ class _PeakSampler(threading.Thread):
 
 
 def _ready_count(plane: controlplane.ControlPlane, namespace: str) -> int:
-    _, body = plane.api_get(f"/apis/modelpilot.io/v1alpha1/namespaces/{namespace}/modeldeployments")
+    try:
+        _, body = plane.api_get(
+            f"/apis/modelpilot.io/v1alpha1/namespaces/{namespace}/modeldeployments"
+        )
+    except (TimeoutError, OSError):
+        return 0  # a busy API server: the next poll counts
+    if not isinstance(body, dict):
+        return 0
     ready = 0
     for item in body.get("items", []):
         for cond in (item.get("status") or {}).get("conditions") or []:
