@@ -347,6 +347,18 @@ def test_stopping_a_real_node_leaves_no_process_mount_interface_rule_or_cgroup(
         ).stdout
         assert "KUBE-SERVICES" in iptables_inside
         assert "CNI-" in iptables_inside
+        # ...and none of it on the host, even while it runs; the node has no way out.
+        ours_during = ("KUBE-", "CNI-", "10.244.", "10.96.")
+        new_rules = during["rules"] - before["rules"]
+        assert {r for r in new_rules if any(o in r for o in ours_during)} == set()
+        routes = subprocess.run(
+            ["nsenter", f"--target={state.holder_pid}", "--net", "ip", "route"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "default" not in routes
+        assert state.link in routes
         assert list(Path("/sys/fs/cgroup").glob(f"*/{state.cgroup.lstrip('/')}/kubepods"))
     after = _host_snapshot()
     assert _node_processes(inodes, state_dir, state.cgroup) == []
