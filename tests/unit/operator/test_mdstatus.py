@@ -18,11 +18,12 @@ def _history_reason_max_length() -> int:
 
 
 def test_a_history_reason_is_cut_to_the_crd_limit_with_an_ellipsis() -> None:
-    assert mdstatus.HISTORY_REASON_MAX == _history_reason_max_length()
+    assert _history_reason_max_length() == mdstatus.HISTORY_REASON_MAX
     history = mdstatus.next_history([], version="2", now=T0, reason="x" * 1000)
     reason = history[-1]["reason"]
     assert len(reason) == mdstatus.HISTORY_REASON_MAX
-    assert reason.endswith("\u2026") and reason.startswith("x" * 255)
+    assert reason.endswith("\u2026")
+    assert reason.startswith("x" * 255)
     short = mdstatus.next_history([], version="2", now=T0, reason="promoted")
     assert short[-1]["reason"] == "promoted"
 
@@ -74,11 +75,13 @@ def test_ready_says_why_a_rollout_is_stuck_and_progressing_keeps_the_rollout_mes
     )
     ready = conditions.find(out, conditions.READY)
     progressing = conditions.find(out, conditions.PROGRESSING)
-    assert ready is not None and progressing is not None
+    assert ready is not None
+    assert progressing is not None
     assert (ready["reason"], ready["observedGeneration"]) == ("Unschedulable", 3)
     assert ready["message"].startswith("pod p: 0/1 nodes are available")
     assert progressing["message"] == "iris-stable: 0 of 1 updated replicas available"
-    assert "Unschedulable" in mdstatus.NEEDS_ACTION and "RollingOut" not in mdstatus.NEEDS_ACTION
+    assert "Unschedulable" in mdstatus.NEEDS_ACTION
+    assert "RollingOut" not in mdstatus.NEEDS_ACTION
 
 
 def _container(name: str, *, state: dict[str, Any], last: dict[str, Any] | None = None) -> Any:

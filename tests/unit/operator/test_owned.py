@@ -72,7 +72,7 @@ def test_a_hand_edited_field_a_removed_label_and_an_added_env_var_are_difference
     assert not owned.in_sync(deployment, None, None)
 
 
-def test_an_object_applied_at_this_resource_version_is_in_sync_even_if_the_server_normalised_it() -> (
+def test_an_applied_object_at_its_resource_version_is_in_sync_though_the_server_normalised_it() -> (
     None
 ):
     configmap = next(o for o in _desired() if o["kind"] == "ConfigMap")
