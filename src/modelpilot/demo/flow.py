@@ -379,7 +379,7 @@ class Demo:
         def up() -> bool:
             self._tick()
             urls = plane.model_server_urls()
-            return plane.router_url is not None and {"stable", "challenger"} <= set(urls)
+            return plane.router_url is not None and {constants.STABLE, "challenger"} <= set(urls)
 
         self._wait(up, what="model servers (stable, challenger) and router ready", timeout=180)
         return f"router {plane.router_url}; model servers {plane.model_server_urls()}"
@@ -418,7 +418,7 @@ class Demo:
             self._tick()
             md = kc.get_or_none("modeldeployment", self.o.deployment) or {}
             return str(md.get("status", {}).get("model", {}).get("version")) == want and (
-                "stable" in plane.model_server_urls()
+                constants.STABLE in plane.model_server_urls()
             )
 
         self._wait(serves_challenger, what=f"ModelDeployment serving version {want}", timeout=120)
@@ -573,7 +573,7 @@ class Demo:
         return [
             r.url
             for r in self.plane.by_component(localplane_mod.MODEL_SERVER)
-            if r.ready and r.spec.variant == "stable"
+            if r.ready and r.spec.variant == constants.STABLE
         ]
 
     def _start_prometheus(self) -> None:
