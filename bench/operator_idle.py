@@ -200,7 +200,10 @@ def run(*, count: int, window: float, resync: float, out: Path) -> dict[str, Any
         windows["background"] = _window(plane, window, None)
         with _operator({**base_env, "MODELPILOT_OPERATOR_RESYNC_MODE": "cache"}, log) as proc:
             _wait_ready(plane, count, 600, log)
-            time.sleep(resync)  # settle: the resume handlers and one periodic check are done
+            # Settle: the resume handlers and the first periodic check are done (that first pass
+            # applies, once, what the server stores normalised; later passes compare at the
+            # remembered resourceVersion and send nothing).
+            time.sleep(2 * resync)
             windows["cache"] = _window(plane, window, proc.pid)
     background = windows["background"]["requests_per_second"]
     relist, cache = windows["relist"], windows["cache"]
