@@ -134,3 +134,46 @@ def test_every_condition_carries_the_generation() -> None:
     stamped = admission.stamp_generation(conds, 7)
     assert [c["observedGeneration"] for c in stamped] == [7, 7]
     assert "observedGeneration" not in conds[0]
+
+
+def _challenger_deployment(variant: str, *, available: int, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"iris-{variant}",
+            "generation": 1,
+            "labels": {"modelpilot.io/variant": variant},
+        },
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": available,
+        },
+    }
+
+
+def test_a_challenger_whose_pods_are_not_available_gets_no_traffic_yet() -> None:
+    verdict = admission.challengers_ready(
+        [_challenger_deployment("challenger", available=0)], variants=["challenger"]
+    )
+    assert not verdict.admitted
+    assert verdict.reason == "ChallengersStarting"
+    assert "iris-challenger: 0 of 1 updated replicas available" in verdict.message
+
+
+def test_a_challenger_without_its_deployment_is_waited_for() -> None:
+    verdict = admission.challengers_ready([], variants=["challenger"])
+    assert (verdict.admitted, verdict.reason) == (False, "ChallengersStarting")
+    assert "challenger: no Deployment yet" in verdict.message
+
+
+def test_every_available_challenger_lets_the_experiment_start() -> None:
+    verdict = admission.challengers_ready(
+        [
+            _challenger_deployment("a", available=1),
+            _challenger_deployment("b", available=2, replicas=2),
+        ],
+        variants=["a", "b"],
+    )
+    assert verdict.admitted

@@ -7,6 +7,9 @@ other Experiment holds that deployment's traffic split.
         DeploymentBusy       another Experiment holds the split: wait until it ends
         Admitted             run
 
+    challengers_ready(the challengers' Deployments as applied, the variant names) -> Admission
+        ChallengersStarting  a challenger's Deployment is not available yet: no traffic for it
+
 Design decision: one ModelDeployment, one running Experiment, chosen the same way by every reader
 and every replica: among the claims that are still active (not finished, not being deleted), one
 that already runs keeps the split; otherwise the oldest by `metadata.creationTimestamp`, then by
@@ -26,11 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelpilot.api import constants
+from modelpilot.operator import mdstatus
 
 ADMITTED = "Admitted"
 DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
 DEPLOYMENT_NOT_READY = "DeploymentNotReady"
 DEPLOYMENT_BUSY = "DeploymentBusy"
+CHALLENGERS_STARTING = "ChallengersStarting"
 FINISHED = frozenset({constants.PROMOTED, constants.ROLLED_BACK, constants.CONCLUDED})
 """Phases after which an Experiment never runs again (Failed is not here: see `waiting`)."""
 
@@ -172,3 +177,37 @@ def stamp_generation(
     """Every condition with `observedGeneration` (the generation the whole status was computed
     from: the loop writes the status in one piece)."""
     return [{**c, "observedGeneration": generation} for c in conditions]
+
+
+def challengers_ready(
+    deployments: Sequence[Mapping[str, Any]], *, variants: Sequence[str]
+) -> Admission:
+    """Whether every challenger's Deployment is available, as `kubectl rollout status` judges it.
+
+    An Experiment writes no routes until then: a challenger whose pods still load their model has
+    no ready endpoint, and the requests the router sent it would fail and count against its error
+    guardrail (found on real pods, where loading takes tens of seconds; kwok made pods Ready at
+    once). `deployments` are the challengers' Deployments as the API server stored them, each
+    labelled with its variant.
+    """
+    by_variant = {
+        str(((d.get("metadata") or {}).get("labels") or {}).get(constants.LABEL_VARIANT)): d
+        for d in deployments
+    }
+    waiting = []
+    for name in variants:
+        deployment = by_variant.get(name)
+        if deployment is None:
+            waiting.append(f"{name}: no Deployment yet")
+            continue
+        ready, why = mdstatus.deployment_readiness(deployment)
+        if not ready:
+            waiting.append(why)
+    if waiting:
+        return Admission(
+            False,
+            CHALLENGERS_STARTING,
+            "waiting for the challengers to become available before they get traffic: "
+            + "; ".join(waiting),
+        )
+    return Admission(True, ADMITTED, "every challenger is available")

@@ -196,6 +196,10 @@ def register(
                     if phase is None or phase in admission.FINISHED:
                         # Gone, or finished (this pass re-applied the terminal actions): done.
                         break
+                    if phase == constants.PENDING and verdict.admitted:
+                        # Admitted but its challengers are still starting: no watch event tells
+                        # when their pods turn ready, so look again after the short poll.
+                        acted_on = None
             timeout = deadline - loop.time() if phase == constants.RUNNING else WAIT_POLL_SECONDS
             await shared.wait_change(namespace, ref, seen=seen, timeout=timeout)
 

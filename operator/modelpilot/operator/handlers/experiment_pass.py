@@ -376,7 +376,16 @@ class Controller:
         namespace, name = meta.namespace_of(body), meta.name_of(body)
         stable_model = (md.get("status") or {}).get("model") or {}
         status = {} if fresh else dict(body.get("status") or {})
-        self._apply_challengers(body, md, spec)
+        applied = self._apply_challengers(body, md, spec)
+        if fresh:
+            # No routes, so no traffic, until every challenger can answer (its readiness probe
+            # passes once the model is loaded): the loop polls again while this waits.
+            starting = admission.challengers_ready(
+                applied, variants=[v.name for v in spec.variants]
+            )
+            if not starting.admitted:
+                self._wait(body, starting)
+                return constants.PENDING
         now = _now()
         if fresh:
             status = decision.initial_status(
@@ -423,11 +432,13 @@ class Controller:
 
     def _apply_challengers(
         self, body: Mapping[str, Any], md: Mapping[str, Any], spec: spec_mod.ExperimentSpec
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Apply each challenger's Deployment and Service; the Deployments as stored."""
+        deployments = []
         for v in spec.variants:
             model = {"name": v.model_name, "version": v.model_version}
             owner = body
-            apply.apply(
+            stored = apply.apply(
                 workloads.build_model_server_deployment(
                     md,
                     variant=v.name,
@@ -438,11 +449,13 @@ class Controller:
                     experiment=meta.name_of(body),
                 )
             )
+            deployments.append(stored)
             apply.apply(
                 workloads.build_model_server_service(
                     md, variant=v.name, owner=owner, experiment=meta.name_of(body)
                 )
             )
+        return deployments
 
     def _remove_challengers(self, body: Mapping[str, Any], md_name: str) -> list[str]:
         namespace, gone = meta.namespace_of(body), []
