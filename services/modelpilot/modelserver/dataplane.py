@@ -44,6 +44,8 @@ class DataPlane:
 
     async def stop(self) -> None:
         await self.batcher.stop()
+        if self.window is not None:
+            await asyncio.to_thread(self.window.close)  # the last flush (issue 15)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -71,6 +73,7 @@ class DataPlane:
             self.window = window.DriftWindow(
                 loaded.profile, window_seconds=self.settings.window_seconds
             )
+            self.window.persist(config=self.settings, model=loaded)  # issue 15: flush to MLflow
         self.metrics.set_version(loaded.version)
         self.load_error = None
         self.model = loaded  # last: readiness flips only when everything above is in place
