@@ -247,9 +247,18 @@ class State:
 
 
 def initial_status(
-    spec: spec_mod.ExperimentSpec, *, stable_model: Mapping[str, str], now: datetime
+    spec: spec_mod.ExperimentSpec,
+    *,
+    stable_model: Mapping[str, str],
+    now: datetime,
+    baseline: counts_mod.Observed | None = None,
 ) -> dict[str, Any]:
-    """The status of a new Experiment: Pending, equal priors, no counts, weights not yet set."""
+    """The status of a new Experiment: Pending, equal priors, no counts, weights not yet set.
+
+    `baseline` is what the routers had counted when the Experiment started: the stable variant's
+    traffic before it (all of it, while the challengers started) is not the experiment's, and
+    counting it in the first interval would read as a sample-ratio mismatch.
+    """
     models: dict[str, Mapping[str, Any]] = {STABLE: dict(stable_model)}
     for v in spec.variants:
         models[v.name] = {"name": v.model_name, "version": v.model_version}
@@ -260,7 +269,7 @@ def initial_status(
             VariantState.prior(name, models[name], spec.reward_type).to_status()
             for name in spec.variant_names
         ],
-        "counters": {},
+        "counters": counts_mod.observed_to_json(baseline or {}),
         "srm": {"pValue": None, "mismatch": False, "paused": False},
         "decision": {"winner": None, "reason": "", "time": None},
         "conditions": [],

@@ -44,6 +44,7 @@ from modelpilot.operator.experiment import (
     promotion,
     sources,
 )
+from modelpilot.operator.experiment import counts as counts_mod
 from modelpilot.operator.experiment import spec as spec_mod
 
 _LOG = logging.getLogger(__name__)
@@ -388,10 +389,18 @@ class Controller:
                 return constants.PENDING
         now = _now()
         if fresh:
+            baseline: counts_mod.Observed = {}
+            try:
+                # What the routers counted before this Experiment: its baseline, not its data.
+                baseline = self.source.read(namespace=namespace, deployment=spec.deployment_ref)
+            except sources.SourceError as exc:
+                # No router to read yet: then nothing was counted before, and nothing is lost.
+                _LOG.info("experiment %s/%s: no baseline counters: %s", namespace, name, exc)
             status = decision.initial_status(
                 spec,
                 stable_model={"name": stable_model["name"], "version": stable_model["version"]},
                 now=now,
+                baseline=baseline,
             )
             status["conditions"] = [
                 c
