@@ -40,7 +40,11 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 
 .PHONY: test
 test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries ## every test tier present (unit, services, control plane); sets itself up
-	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not kind and not e2e_long" $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: venv k8s-binaries node-binaries images ## the whole end-to-end tier on a real node, the long checks included (about 30 min)
+	$(PY) -m pytest tests/e2e -m "realnode" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
 .PHONY: k8s-binaries
