@@ -130,20 +130,17 @@ class FastPath:
         except proxy.RouterError as exc:
             await _send_json(send, exc.status, {"error": exc.message})
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", answer.content_type.encode("latin-1")),
-                    (b"content-length", str(len(answer.body)).encode()),
-                    (b"x-request-id", answer.request_id.encode("latin-1")),
-                    (b"x-modelpilot-variant", answer.variant.encode("latin-1")),
-                    *answer.extra,
-                ],
-            }
+        await _send(
+            send,
+            answer.status,
+            answer.content_type.encode("latin-1"),
+            answer.body,
+            [
+                (b"x-request-id", answer.request_id.encode("latin-1")),
+                (b"x-modelpilot-variant", answer.variant.encode("latin-1")),
+                *answer.extra,
+            ],
         )
-        await send({"type": "http.response.body", "body": answer.body})
 
     async def _read_stable(self, scope: Any, send: Any) -> None:
         """The Open Inference Protocol's GET routes (health, server and model metadata, model
@@ -156,32 +153,26 @@ class FastPath:
         except proxy.RouterError as exc:
             await _send_json(send, exc.status, {"error": exc.message})
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", answer.content_type.encode("latin-1")),
-                    (b"content-length", str(len(answer.body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await _send(send, answer.status, answer.content_type.encode("latin-1"), answer.body)
+
+
+async def _send(
+    send: Any,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """One whole ASGI answer: status, content type and length, any extra headers, the body."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _send(send, status, b"application/json", json.dumps(payload).encode())
 
 
 def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:

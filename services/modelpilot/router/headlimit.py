@@ -21,7 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class _HeadTooLargeError(Exception):
-    pass
+    """The request head passed MAX_HEADER_BYTES: answered 431 and the connection closed."""
 
 
 def protocol(max_head_bytes: int, *, setting: str) -> type[HttpToolsProtocol]:
