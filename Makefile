@@ -115,7 +115,7 @@ manifests: venv ## render the CRDs and the operator's RBAC from src/modelpilot/a
 	$(PY) -m modelpilot.api render --out manifests/crds --rbac-out manifests/rbac
 
 operator-test: venv k8s-binaries prometheus-binaries ## operator unit tests and control-plane tests
-	$(PY) -m pytest tests/unit/operator tests/operator -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/operator tests/api -q $(PYTEST_ARGS)
 
 bench-operator: venv k8s-binaries ## 1,000 ModelDeployments at once: time to all Ready, operator peak memory
 	@mkdir -p bench/out

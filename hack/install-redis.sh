@@ -5,7 +5,7 @@
 #
 # Installs only what is missing (apt-get, as root), then stops and disables the service the package
 # enables where systemd runs (apt starts Redis on :6379); the tests (fixture `redis_server` of
-# tests/services/test_rewards.py) start their own on a free loopback port, so nothing of ours is
+# tests/services/router/test_rewards.py) start their own on a free loopback port, so nothing of ours is
 # left listening. Without an init system (containers) Debian's invoke-rc.d does not start it.
 #
 # Usage: hack/install-redis.sh [--quiet]   (make redis-binaries)

@@ -17,7 +17,7 @@ import pytest
 from modelpilot.api import modeldeployment
 from modelpilot.cli import main as cli_main
 from tests.services import conftest as svc
-from tests.services import test_drift_job as drift_tests
+from tests.services.driftjob import test_drift_job as drift_tests
 
 pytestmark = [pytest.mark.k8s, pytest.mark.mlflow]
 

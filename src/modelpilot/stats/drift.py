@@ -126,7 +126,7 @@ def smirnov_sf(n: int, x: float) -> float:
 
     evaluated as one vectorised log-sum-exp. It is the quantity `scipy.special.smirnov(n, x)`
     computes term by term in C, which takes 0.5-2 s at n = 1e5-5e5; this takes ~1/20 of that and
-    agrees within 1e-10 relative (tests/unit/stats/test_drift.py checks it against scipy).
+    agrees within 1e-10 relative (tests/stats/test_drift.py checks it against scipy).
     """
     if x <= 0:
         return 1.0

@@ -5,7 +5,7 @@ pandas and protobuf. `ensure_venv()` makes a virtualenv for them under the cache
 by the pinned versions and this interpreter), with the same MLflow and scikit-learn as the
 product's environment so both servers load the model with the same code; `running()` starts one
 MLServer process over one or more registered models. Used by the predictions test
-(tests/services/test_oip_baselines.py) and the serving benchmark (bench/serving.py).
+(tests/services/modelserver/test_oip_baselines.py) and the serving benchmark (bench/serving.py).
 
 The design decision: MLServer runs as configured for a fair comparison, one process
 (`parallel_workers: 0`, inference in the server process, as the model server does); adaptive

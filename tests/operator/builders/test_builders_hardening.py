@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelpilot.operator.builders import desired, drift, routes, workloads
-from tests.unit.operator.test_builders import MODEL, SETTINGS, env_of, md_body
+from tests.operator.builders.test_builders import MODEL, SETTINGS, env_of, md_body
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:

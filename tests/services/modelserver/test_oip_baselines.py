@@ -31,7 +31,7 @@ from tests.services import conftest as svc
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _register_regressor(tracking_uri: str) -> svc.RegisteredModel:
@@ -185,7 +185,7 @@ def _grpc_raw(
         [
             sys.executable,
             "-m",
-            "tests.services.oip_grpc_calls",
+            "tests.services.modelserver.oip_grpc_calls",
             "columns",
             target,
             model.name,

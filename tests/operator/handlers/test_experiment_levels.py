@@ -30,11 +30,11 @@ import yaml
 from modelpilot.operator.experiment import simulate
 from modelpilot.testing import controlplane
 from tests.operator import conftest as op
-from tests.operator import test_experiment as exp_tests
+from tests.operator.handlers import test_experiment as exp_tests
 
 pytestmark = [pytest.mark.k8s, pytest.mark.mlflow]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 API = "/apis/modelpilot.io/v1alpha1/namespaces"
 
 

@@ -28,7 +28,7 @@ import pytest
 from modelpilot.cli import main as cli_main
 from modelpilot.testing import prometheus as prom
 from tests.services import conftest as svc
-from tests.services import test_drift_job as drift_tests
+from tests.services.driftjob import test_drift_job as drift_tests
 
 pytestmark = pytest.mark.mlflow
 

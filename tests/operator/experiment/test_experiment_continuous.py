@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from modelpilot.operator.experiment import decision, simulate
 from modelpilot.operator.experiment import spec as spec_mod
-from tests.unit.operator import test_experiment_decision as sim
+from tests.operator.experiment import test_experiment_decision as sim
 
 REPO = Path(__file__).resolve().parents[3]
 P_BEST = 0.95

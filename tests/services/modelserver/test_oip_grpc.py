@@ -25,7 +25,7 @@ from tests.services import conftest as svc
 
 pytestmark = pytest.mark.mlflow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _calls(scenario: str, target: str, model: svc.RegisteredModel, rows: Path) -
         [
             sys.executable,
             "-m",
-            "tests.services.oip_grpc_calls",
+            "tests.services.modelserver.oip_grpc_calls",
             scenario,
             target,
             model.name,

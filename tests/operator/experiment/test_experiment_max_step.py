@@ -1,7 +1,8 @@
 """`policy.maxStep`: the split moves toward the policy's by at most maxStep points per update.
 
-Seeded simulations through the real `decide()`, as tests/unit/operator/test_experiment_decision.py
-drives it, plus the pure step on hand-made splits.
+Seeded simulations through the real `decide()`, as
+tests/operator/experiment/test_experiment_decision.py drives it, plus the pure step on hand-made
+splits.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import yaml
 
 from modelpilot.api import experiment, modeldeployment, render
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _schema(crd: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +90,8 @@ def test_modeldeployment_columns_show_model_version_and_traffic() -> None:
 
 def _validator(crd: dict[str, Any]) -> jsonschema.Draft4Validator:
     # OpenAPI v3.0 bounds (boolean exclusiveMinimum) are JSON Schema draft 4; x-kubernetes-* and
-    # CEL rules are ignored here and exercised against the real API server in tests/operator.
+    # CEL rules are ignored here and exercised against the real API server in
+    # tests/operator/handlers.
     return jsonschema.Draft4Validator(_schema(crd))
 
 

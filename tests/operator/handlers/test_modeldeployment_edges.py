@@ -20,7 +20,7 @@ from modelpilot.operator import mdstatus
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.testing import controlplane
 from tests.operator import conftest as op
-from tests.operator.test_modeldeployment import ready_md
+from tests.operator.handlers.test_modeldeployment import ready_md
 
 pytestmark = [pytest.mark.k8s, pytest.mark.mlflow]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_small_drift_benchmark_writes_the_report_shape_with_identical_psi(tmp_path: Path) -> None:

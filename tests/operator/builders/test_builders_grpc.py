@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelpilot.api import constants
 from modelpilot.operator.builders import workloads
-from tests.unit.operator import test_builders as base
+from tests.operator.builders import test_builders as base
 
 
 def test_the_model_server_listens_for_grpc_and_its_service_exposes_it_as_h2c() -> None:

@@ -23,7 +23,7 @@ from modelpilot.cli import main as cli_main
 from modelpilot.registry import client as registry_client
 from modelpilot.registry import windows as stored
 from tests.services import conftest as svc
-from tests.services import test_drift_job as drift_tests
+from tests.services.driftjob import test_drift_job as drift_tests
 
 pytestmark = pytest.mark.mlflow
 
