@@ -27,6 +27,26 @@ WINDOW_FLUSH_SECONDS = 60
 # set in its resources, is used instead (it is the user's statement of what the pod may write).
 TMP_SIZE_LIMIT = {"model-server": "2Gi", "router": "64Mi", "drift": "256Mi"}
 
+# The startupProbe (issue 13): Kubernetes runs neither liveness nor readiness probes until it has
+# succeeded once. Without it, the liveness probe (every 10 s, 3 failures) restarts a container that
+# has not answered within ~30 s of its start: a model server still importing its libraries or
+# loading a large model (or on a CPU-throttled node) would be killed before it could serve, again
+# and again. The model server's startup probe is its readiness path ("the model is loaded"), the
+# router's its liveness path ("the process answers"); both may take STARTUP_SECONDS, then the
+# liveness probe takes over with its short period. See
+# https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/.
+STARTUP_SECONDS = 600
+STARTUP_PERIOD_SECONDS = 2
+
+
+def startup_probe(path: str) -> dict[str, Any]:
+    """A startupProbe of `path` on the http port that allows STARTUP_SECONDS to pass."""
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": STARTUP_PERIOD_SECONDS,
+        "failureThreshold": STARTUP_SECONDS // STARTUP_PERIOD_SECONDS,
+    }
+
 
 def tmp_volume(component: str, resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The `/tmp` emptyDir of a workload's pod, bounded (see `TMP_SIZE_LIMIT`)."""
@@ -42,9 +62,9 @@ def _container(
     env: list[dict[str, Any]],
     resources: Mapping[str, Any] | None,
     settings: settings_mod.OperatorSettings,
-    probes: tuple[str, str],
+    probes: tuple[str, str, str],
 ) -> dict[str, Any]:
-    live, ready = probes
+    live, ready, startup = probes
     container: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -53,6 +73,7 @@ def _container(
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "livenessProbe": {"httpGet": {"path": live, "port": "http"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": ready, "port": "http"}, "periodSeconds": 5},
+        "startupProbe": startup_probe(startup),
         "securityContext": meta.RESTRICTED_CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -178,7 +199,7 @@ def build_model_server_deployment(
                 env=env,
                 resources=resources if resources is not None else serving.get("resources"),
                 settings=settings,
-                probes=("/v2/health/live", "/v2/health/ready"),
+                probes=("/v2/health/live", "/v2/health/ready", "/v2/health/ready"),
             )
         ),
         service_account=None,
@@ -242,7 +263,7 @@ def build_router_deployment(
             env=env,
             resources=router.get("resources"),
             settings=settings,
-            probes=("/healthz", "/readyz"),
+            probes=("/healthz", "/readyz", "/healthz"),
         ),
         service_account=meta.router_name(md_name),
         annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT)},
