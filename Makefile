@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -14,14 +14,16 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 # ---- set-up ------------------------------------------------------------------------------
-$(STAMP): pyproject.toml
+# The product (editable, with the dev and bench extras) and the development-only distribution
+# modelpilot-dev (dev/: the test harnesses modelpilot.testing and the demo modelpilot.demo).
+$(STAMP): pyproject.toml dev/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]' -e ./dev
 	@rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## create .venv and install modelpilot with its dev extras
+venv: $(STAMP) ## create .venv and install modelpilot (editable) with its dev extras and the dev-only harnesses
 
 # ---- gates -------------------------------------------------------------------------------
 .PHONY: fmt
@@ -33,8 +35,8 @@ fmt: venv ## format the code
 check: venv prometheus-binaries redis-binaries ## format check, lint, types, import layers, fast tests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	@# The three roots of the namespace package by path: `mypy -p modelpilot` stops at src/.
-	$(VENV)/bin/mypy src/modelpilot operator/modelpilot services/modelpilot
+	@# The roots of the namespace package by path: `mypy -p modelpilot` stops at src/.
+	$(VENV)/bin/mypy src/modelpilot operator/modelpilot services/modelpilot dev/modelpilot
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 

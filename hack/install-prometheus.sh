@@ -5,7 +5,7 @@
 #
 # Installs only what is missing (apt-get, as root), then stops and disables the services the
 # packages enable: where systemd runs, apt starts Prometheus on :9090 and the Pushgateway on :9091,
-# and the harness (src/modelpilot/testing/prometheus.py) starts its own on free ports instead, so
+# and the harness (dev/modelpilot/testing/prometheus.py) starts its own on free ports instead, so
 # nothing of ours is left listening. Without an init system (containers) Debian's invoke-rc.d does
 # not start them in the first place.
 #

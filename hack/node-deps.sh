@@ -8,7 +8,7 @@
 #
 # Installs only what is missing (apt-get, as root, waiting for another apt run's lock), and
 # stops a containerd service that a systemd machine would start on install: the harness
-# (src/modelpilot/testing/node.py) runs its own containerd with its own root, state and socket.
+# (dev/modelpilot/testing/node.py) runs its own containerd with its own root, state and socket.
 #
 # Usage: hack/node-deps.sh [--quiet]
 set -euo pipefail

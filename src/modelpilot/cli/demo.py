@@ -4,6 +4,10 @@ Translates options only; the flow lives in `modelpilot.demo.flow`. The one desig
 status tells the truth. 0 only when every step ran (challenger promoted, drift flagged); 1 when a
 step failed or is still pending (a piece of the platform not yet in the tree), with the list; 130 on
 Ctrl-C. The report is written in every case.
+
+The demo itself (`modelpilot.demo`) is a development tool: it ships in the `modelpilot-dev`
+distribution (`dev/` in the repository, installed by `make venv`), not in the product's wheel or
+images. Without it, this command says so instead of failing with a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +17,18 @@ from pathlib import Path
 import click
 
 from modelpilot import errors
+
+DEV_HINT = (
+    "the demo is part of the development distribution modelpilot-dev (dev/ in the repository), "
+    "which is not installed here: run `make venv` in a checkout, or `pip install -e dev`"
+)
+
+
+def _check_dev_installed(exc: ModuleNotFoundError) -> None:
+    """After a failed import of the demo: an InputError saying how to install the dev
+    distribution when that is what is missing; nothing otherwise (the caller re-raises: a bug)."""
+    if exc.name == "modelpilot.demo" or (exc.name or "").startswith("modelpilot.demo."):
+        raise errors.InputError(DEV_HINT) from exc
 
 
 def _default_repo() -> Path:
@@ -70,7 +86,11 @@ def demo(
     STATE_DIR/report.html."""
     if ctx.invoked_subcommand is not None:
         return
-    from modelpilot.demo import flow
+    try:
+        from modelpilot.demo import flow
+    except ModuleNotFoundError as exc:
+        _check_dev_installed(exc)
+        raise
 
     options = flow.Options(
         state_dir=state_dir.resolve(),
@@ -107,8 +127,12 @@ def demo(
 )
 def report(timeline_path: Path, out: Path) -> None:
     """Rebuild the HTML report from a saved timeline (no process is started)."""
-    from modelpilot.demo import report as report_mod
-    from modelpilot.demo import timeline as tl
+    try:
+        from modelpilot.demo import report as report_mod
+        from modelpilot.demo import timeline as tl
+    except ModuleNotFoundError as exc:
+        _check_dev_installed(exc)
+        raise
 
     out.write_text(report_mod.build_html(tl.load(timeline_path)))
     click.echo(str(out))
