@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 import httpx
 
 from modelpilot import errors
-from modelpilot.api import constants
-from modelpilot.driftjob import windows
+from modelpilot.api import constants, windows
 from modelpilot.stats import profile as profile_mod
 
 log = logging.getLogger("modelpilot.driftjob")
 
-POD_PORT = constants.CONTAINER_PORT
+POD_PORT = constants.ADMIN_PORT
+"""The model server's admin port, where `/drift/window` is served (issue 15), when a pod does not
+name it (`constants.ADMIN_PORT_NAME`)."""
 MAX_WINDOW_BYTES = 64 * 1024 * 1024
 """A window is counts plus a bounded sample per column: 2,000 values and keys for each of 100
 features is about 8 MB of JSON. 64 MiB leaves room, and caps what a hostile pod can make us hold."""
@@ -102,7 +103,7 @@ def check_url(url: str) -> str:
         raise errors.InputError(f"--window-url: {url!r} is not a URL ({exc})") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise errors.InputError(
-            f"--window-url: {url!r} is not an http(s) base URL (e.g. http://10.0.0.5:8080)"
+            f"--window-url: {url!r} is not an http(s) base URL (e.g. http://10.0.0.5:8082, a model server's admin port)"
         )
     try:
         port = parts.port
@@ -151,7 +152,7 @@ def pod_urls(*, namespace: str, deployment: str, variant: str = constants.STABLE
         port = POD_PORT
         for container in pod.get("spec", {}).get("containers", []):
             for p in container.get("ports", []) or []:
-                if p.get("name") == "http":
+                if p.get("name") == constants.ADMIN_PORT_NAME:
                     port = int(p["containerPort"])
         host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986 brackets)
         urls.append(f"http://{host}:{port}")

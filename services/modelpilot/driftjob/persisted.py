@@ -15,7 +15,8 @@ import logging
 from typing import Any
 
 from modelpilot import errors
-from modelpilot.driftjob import collect, windows
+from modelpilot.api import windows
+from modelpilot.driftjob import collect
 from modelpilot.registry import windows as stored
 
 log = logging.getLogger("modelpilot.driftjob")

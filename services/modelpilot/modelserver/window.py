@@ -4,7 +4,7 @@ Design decision: "recent" is two sketches rotated every `window_seconds` (the cu
 one before it), served merged; so the drift job always sees between one and two periods of traffic,
 the memory stays bounded (counts plus a bottom-k sample per column) and no request pays for
 eviction. Each process seeds its sketch differently (pid and time), as the sketch requires for
-merging pods, and stamps its window with a `source` (`driftjob.windows.WindowSource`): the pod, a
+merging pods, and stamps its window with a `source` (`api.windows.WindowSource`): the pod, a
 random epoch drawn at start and a sequence number, so the drift job counts one process's window
 once however many times and ways it reads it.
 
@@ -235,7 +235,7 @@ class WindowFlusher:
 
     def flush(self) -> bool:
         """Write the window if traffic changed it since the last flush; never raises."""
-        from modelpilot.driftjob import windows as windows_doc
+        from modelpilot.api import windows as windows_doc
         from modelpilot.registry import client as registry_client
         from modelpilot.registry import windows as stored
 

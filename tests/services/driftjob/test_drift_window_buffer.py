@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from modelpilot.driftjob import windows
+from modelpilot.api import windows
 from modelpilot.modelserver import window as window_mod
 from modelpilot.stats import profile as profile_mod
 from modelpilot.testing import ports

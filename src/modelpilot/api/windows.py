@@ -1,10 +1,11 @@
 """The drift window document: what a model server answers on `/drift/window` and flushes to MLflow.
 
-One typed model, imported by both sides: the model server's window (`modelserver.window`) writes
-it, the drift job (`collect`, `persisted`) validates every document it reads with it, so a window
-with `"row_count": -5`, NaN counts, a sample longer than its reservoir, counts that do not add up to
-the rows, or columns that do not match the binning is refused with a message naming the field,
-before it can reach a statistic.
+One typed model in the contract package (it moved here from the drift job, issue 14), imported by
+both sides: the model server's window (`modelserver.window`) writes it, the drift job (`collect`,
+`persisted`) validates every document it reads with it, so a window with `"row_count": -5`, NaN
+counts, a sample longer than its reservoir, counts that do not add up to the rows, or columns that
+do not match the binning is refused with a message naming the field, before it can reach a
+statistic.
 
 Design decision: every window carries its `source`, the pod, the *epoch* (a random id drawn when
 the server process started) and a flush `sequence`. A process's window is cumulative for that
