@@ -162,6 +162,7 @@ def python_service(
     env |= {
         f"{prefix}_HOST": "127.0.0.1",
         f"{prefix}_PORT": str(port),
+        f"{prefix}_ADMIN_PORT": str(ports.free_port()),  # /stats, /metrics (issue 15)
         f"{prefix}_LOG_LEVEL": "warning",
     }
     url = f"http://127.0.0.1:{port}"

@@ -354,6 +354,7 @@ def served(
         "MODELPILOT_SERVER_VARIANT": "stable",
         "MODELPILOT_SERVER_HOST": "127.0.0.1",
         "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_ADMIN_PORT": str(ports.free_port()),  # host network: not 8082
     }
     with container(built.ref("model-server"), env=env) as cname:
         url = f"http://127.0.0.1:{port}"
@@ -396,12 +397,13 @@ def test_router_image_forwards_to_the_model_server_and_takes_rewards(
         )
     )
     routes.chmod(0o644)
-    port = ports.free_port()
+    port, admin_port = ports.free_port(), ports.free_port()
     env = {
         "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
         "MODELPILOT_ROUTER_ROUTES_FILE": "/etc/modelpilot/routes.json",
         "MODELPILOT_ROUTER_HOST": "127.0.0.1",
         "MODELPILOT_ROUTER_PORT": str(port),
+        "MODELPILOT_ROUTER_ADMIN_PORT": str(admin_port),
     }
     with container(
         built.ref("router"), env=env, volumes=[f"{routes}:/etc/modelpilot/routes.json:ro"]
@@ -418,7 +420,7 @@ def test_router_image_forwards_to_the_model_server_and_takes_rewards(
             timeout=30,
         )
         assert feedback.status_code in (200, 202), feedback.text
-        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        metrics = httpx.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=30).text
         assert 'modelpilot_router_requests_total{deployment="iris",variant="stable"}' in metrics
 
 

@@ -77,9 +77,10 @@ def iris_model(mlflow_server: object) -> RegisteredModel:
 
 @dataclass(frozen=True)
 class Proc:
-    url: str
+    url: str  # the inference port
     proc: subprocess.Popen[bytes]
     log: Path
+    admin: str = ""  # the admin port (/stats, /routes, /drift/window, /metrics)
 
 
 def wait_ready(
@@ -100,9 +101,16 @@ def wait_ready(
 
 @contextmanager
 def running_process(
-    args: list[str], env: dict[str, str], *, log: Path, port: int, ready_path: str
+    args: list[str],
+    env: dict[str, str],
+    *,
+    log: Path,
+    port: int,
+    ready_path: str,
+    admin_port: int | None = None,
 ) -> Iterator[Proc]:
     url = f"http://127.0.0.1:{port}"
+    admin = f"http://127.0.0.1:{admin_port}" if admin_port else ""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, *args],
@@ -112,7 +120,7 @@ def running_process(
         )
     try:
         wait_ready(url, proc, log, path=ready_path)
-        yield Proc(url=url, proc=proc, log=log)
+        yield Proc(url=url, proc=proc, log=log, admin=admin)
     finally:
         proc.terminate()
         try:
@@ -126,7 +134,7 @@ def running_process(
 def model_server(
     model: RegisteredModel, tmp: Path, *, variant: str = "stable", **extra: str
 ) -> Iterator[Proc]:
-    port = ports.free_port()
+    port, admin_port = ports.free_port(), ports.free_port()
     env = {
         "MODELPILOT_SERVER_MODEL_URI": f"models:/{model.name}/{model.version}",
         "MODELPILOT_SERVER_TRACKING_URI": model.tracking_uri,
@@ -134,6 +142,7 @@ def model_server(
         "MODELPILOT_SERVER_VARIANT": variant,
         "MODELPILOT_SERVER_HOST": "127.0.0.1",
         "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_ADMIN_PORT": str(admin_port),
         "MODELPILOT_SERVER_LOG_LEVEL": "warning",
         **{f"MODELPILOT_SERVER_{k.upper()}": v for k, v in extra.items()},
     }
@@ -143,6 +152,7 @@ def model_server(
         log=tmp / f"server-{variant}-{port}.log",
         port=port,
         ready_path="/v2/health/ready",
+        admin_port=admin_port,
     ) as proc:
         yield proc
 
@@ -157,21 +167,22 @@ def served_iris(
 
 @dataclass
 class RouterProc:
-    url: str
+    url: str  # the inference port
     routes_file: Path
     proc: subprocess.Popen[bytes]
+    admin: str = ""  # the admin port (/stats, /routes, /metrics)
 
     def set_routes(self, doc: dict[str, object], *, timeout: float = 5.0) -> float:
         """Write the routes file atomically; return seconds until the router reports the change."""
         import json
 
-        before = httpx.get(self.url + "/stats").json()["routes_version"]
+        before = httpx.get(self.admin + "/stats").json()["routes_version"]
         tmp = self.routes_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         start = time.monotonic()
         os.replace(tmp, self.routes_file)
         while time.monotonic() - start < timeout:
-            if httpx.get(self.url + "/stats").json()["routes_version"] > before:
+            if httpx.get(self.admin + "/stats").json()["routes_version"] > before:
                 return time.monotonic() - start
             time.sleep(0.01)  # poll interval of a deadline loop
         raise AssertionError(f"routes change not applied within {timeout}s")
@@ -219,20 +230,24 @@ def router_process(
     *,
     seed: int = 0,
     port: int | None = None,
+    admin_port: int | None = None,
     **extra_env: str,
 ) -> Iterator[RouterProc]:
     """A router reading `doc` from a file; with `doc=None`, `extra_env` names the ConfigMap.
 
-    `port` (default: a free one) lets a test restart a router where a scraper expects it.
+    `port` and `admin_port` (default: free ones) let a test restart a router where a scraper
+    expects it.
     """
     import json
 
     port = port or ports.free_port()
+    admin_port = admin_port or ports.free_port()
     routes_file = tmp / "routes.json"
     env = {
         "MODELPILOT_ROUTER_DEPLOYMENT": "iris",
         "MODELPILOT_ROUTER_HOST": "127.0.0.1",
         "MODELPILOT_ROUTER_PORT": str(port),
+        "MODELPILOT_ROUTER_ADMIN_PORT": str(admin_port),
         "MODELPILOT_ROUTER_SEED": str(seed),
         "MODELPILOT_ROUTER_LOG_LEVEL": "warning",
         "MODELPILOT_ROUTER_TIMEOUT_SECONDS": "5",
@@ -247,8 +262,9 @@ def router_process(
         log=tmp / f"router-{port}.log",
         port=port,
         ready_path="/readyz",
+        admin_port=admin_port,
     ) as proc:
-        yield RouterProc(url=proc.url, routes_file=routes_file, proc=proc.proc)
+        yield RouterProc(url=proc.url, routes_file=routes_file, proc=proc.proc, admin=proc.admin)
 
 
 @pytest.fixture(scope="module")

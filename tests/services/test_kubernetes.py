@@ -68,7 +68,7 @@ def test_a_configmap_change_of_weights_takes_effect_within_a_second(
         with httpx.Client() as client:
             first = [client.post(router.url + "/predict", json=body) for _ in range(20)]
         assert {r.headers["x-modelpilot-variant"] for r in first} == {"stable"}
-        before = httpx.get(router.url + "/stats").json()["routes_version"]
+        before = httpx.get(router.admin + "/stats").json()["routes_version"]
         plane.kubectl(
             "apply",
             "-f",
@@ -76,7 +76,7 @@ def test_a_configmap_change_of_weights_takes_effect_within_a_second(
             input=_configmap(namespace, svc.routes_doc(a.url, b.url, weights=(0, 100))),
         )
         start = time.monotonic()
-        while httpx.get(router.url + "/stats").json()["routes_version"] == before:
+        while httpx.get(router.admin + "/stats").json()["routes_version"] == before:
             assert time.monotonic() - start < 5, "the ConfigMap change never arrived"
             time.sleep(0.01)  # poll interval of a deadline loop
         elapsed = time.monotonic() - start

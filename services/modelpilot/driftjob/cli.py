@@ -30,7 +30,8 @@ def _model(value: str | None) -> tuple[str, str] | None:
     "--window-url",
     "window_urls",
     multiple=True,
-    help="A model server's base URL (repeat); default: the deployment's ready pods.",
+    help="A model server's admin base URL (its admin port; repeat); default: the deployment's "
+    "ready pods.",
 )
 @click.option("--model", "model", default=None, help="NAME/VERSION instead of status.model.")
 @click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI", help="MLflow server.")

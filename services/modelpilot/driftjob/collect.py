@@ -103,7 +103,8 @@ def check_url(url: str) -> str:
         raise errors.InputError(f"--window-url: {url!r} is not a URL ({exc})") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise errors.InputError(
-            f"--window-url: {url!r} is not an http(s) base URL (e.g. http://10.0.0.5:8082, a model server's admin port)"
+            f"--window-url: {url!r} is not an http(s) base URL "
+            "(e.g. http://10.0.0.5:8082, a model server's admin port)"
         )
     try:
         port = parts.port

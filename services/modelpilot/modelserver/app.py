@@ -1,4 +1,7 @@
-"""The model server's HTTP app: Open Inference Protocol v2 REST, `/predict`, drift window, metrics.
+"""The model server's HTTP apps: Open Inference Protocol v2 REST and `/predict` on the inference
+port; `/drift/window` and `/metrics` on the admin port (issue 15: a NetworkPolicy works on ports,
+so only the routers need the inference port and only the drift job and Prometheus the admin port;
+the inference port answers 404 for them, in the protocol's shape).
 
 Endpoints only translate HTTP to `dataplane.DataPlane` calls; the inference bodies are parsed
 and answered by `rest` (served ahead of FastAPI by `rest.FastPath`, see `create_asgi`). Errors
@@ -19,7 +22,7 @@ import fastapi.exceptions
 import fastapi.responses
 import starlette.exceptions
 
-from modelpilot.modelserver import asgi, dataplane, errors, oip, rest, settings
+from modelpilot.modelserver import asgi, dataplane, errors, launch, oip, rest, settings
 
 # The OpenAPI description of the inference bodies (they are parsed in `rest`, not by pydantic).
 _TENSOR = {
@@ -212,7 +215,32 @@ def create_app(
     async def predict(request: fastapi.Request) -> fastapi.responses.Response:
         return answer(await rest.predict(plane, await request.body()))
 
-    @app.get("/drift/window")
+    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes, on_reject=plane.count_error)
+    return app
+
+
+def create_admin_app(plane: dataplane.DataPlane) -> fastapi.FastAPI:
+    """The admin port's app: the drift job's `/drift/window` and Prometheus' `/metrics`, over the
+    serving app's data plane; no lifespan of its own (the serving app's starts and stops it)."""
+    app = fastapi.FastAPI(
+        title="modelpilot model server (admin)", version="0.1.0", docs_url=None, redoc_url=None
+    )
+
+    @app.exception_handler(errors.ServerError)
+    async def server_error(
+        _: fastapi.Request, exc: errors.ServerError
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(starlette.exceptions.HTTPException)
+    async def http_error(
+        _: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.get("/drift/window", responses={404: {"description": "No drift window"}})
     async def drift_window() -> dict[str, Any]:
         return plane.drift_window()
 
@@ -222,11 +250,15 @@ def create_app(
             plane.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(asgi.BodyLimit, limit=config.max_body_bytes, on_reject=plane.count_error)
     return app
 
 
-def create_asgi(config: settings.ServerSettings) -> rest.FastPath:
-    """The model server as served: the FastAPI app behind the inference fast path."""
+def create_asgi(config: settings.ServerSettings) -> launch.Apps:
+    """The model server as served: the FastAPI app behind the inference fast path on the inference
+    port, the admin app over the same data plane on the admin port."""
     application = create_app(config)
-    return rest.FastPath(application, plane=application.state.plane, limit=config.max_body_bytes)
+    plane: dataplane.DataPlane = application.state.plane
+    return launch.Apps(
+        serving=rest.FastPath(application, plane=plane, limit=config.max_body_bytes),
+        admin=create_admin_app(plane),
+    )

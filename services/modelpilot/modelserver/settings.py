@@ -47,6 +47,23 @@ class ServerSettings(pydantic_settings.BaseSettings):
     )
     """Port to listen on (0 picks a free one; only useful in tests)."""
 
+    admin_port: int = pydantic.Field(
+        default=constants.ADMIN_PORT,
+        ge=0,
+        le=65535,
+        description="Port of /drift/window and /metrics (not the inference port).",
+    )
+    """The admin port: `/drift/window` (the drift job's reads) and `/metrics` (Prometheus), kept
+    off the inference port so a NetworkPolicy can let only the routers reach inference (issue 15).
+    0 picks a free one (tests)."""
+
+    @pydantic.field_validator("admin_port")
+    @classmethod
+    def _admin_port_is_its_own(cls, value: int, info: pydantic.ValidationInfo) -> int:
+        if value != 0 and value == info.data.get("port"):
+            raise ValueError(f"{value} is also the inference port; give it a port of its own")
+        return value
+
     grpc_port: int | None = pydantic.Field(
         default=None,
         ge=0,

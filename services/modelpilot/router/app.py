@@ -1,4 +1,6 @@
-"""The router's HTTP app: inference endpoints forwarded to a variant, feedback, stats, metrics.
+"""The router's HTTP apps: inference endpoints forwarded to a variant and feedback on the inference
+port; `/stats`, `/routes` and `/metrics` on the admin port (issue 15: a NetworkPolicy works on
+ports, so the operator's and Prometheus' reads get a port of their own; clients get 404 there).
 
 Endpoints only translate HTTP to `proxy.Router` calls; errors become `{"error": ...}` with their
 status. The inference endpoints take the raw body (no parsing in the router: the model server
@@ -16,8 +18,9 @@ import fastapi
 import fastapi.exceptions
 import fastapi.responses
 import pydantic
+import starlette.exceptions
 
-from modelpilot.modelserver import asgi
+from modelpilot.modelserver import asgi, launch
 from modelpilot.router import proxy, settings, sources, tokens
 
 _INFER_BODY = {
@@ -190,11 +193,7 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     app = fastapi.FastAPI(title="modelpilot router", version="0.1.0", lifespan=lifespan)
     app.state.router = router
 
-    @app.exception_handler(proxy.RouterError)
-    async def router_error(
-        _: fastapi.Request, exc: proxy.RouterError
-    ) -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status)
+    _json_errors(app)
 
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def invalid_request(
@@ -243,14 +242,6 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     async def feedback(body: Feedback) -> dict[str, Any]:
         return await router.feedback(body.request_id, body.reward)
 
-    @app.get("/stats")
-    async def stats() -> dict[str, Any]:
-        return router.stats()
-
-    @app.get("/routes", responses={503: {"description": "No routes yet"}})
-    async def current_routes() -> dict[str, Any]:
-        return router.routes_document()
-
     @app.get("/healthz")
     async def live() -> dict[str, bool]:
         return {"live": True}
@@ -265,17 +256,60 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
             return fastapi.responses.JSONResponse({"ready": True})
         return fastapi.responses.JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
+    app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
+    return app
+
+
+def create_admin_app(router: proxy.Router) -> fastapi.FastAPI:
+    """The admin port's app: what the operator (`/stats`), people (`/routes`) and Prometheus
+    (`/metrics`) read, over the serving app's `proxy.Router`; it has no lifespan of its own."""
+    app = fastapi.FastAPI(
+        title="modelpilot router (admin)", version="0.1.0", docs_url=None, redoc_url=None
+    )
+    _json_errors(app)
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return router.stats()
+
+    @app.get("/routes", responses={503: {"description": "No routes yet"}})
+    async def current_routes() -> dict[str, Any]:
+        return router.routes_document()
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> fastapi.responses.Response:
         return fastapi.responses.Response(
             router.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
     return app
 
 
-def create_asgi(config: settings.RouterSettings) -> FastPath:
-    """The router as served: the FastAPI app behind the inference fast path."""
+def _json_errors(app: fastapi.FastAPI) -> None:
+    """Router errors, unknown routes (404) and methods (405) as `{"error": ...}`, the shape of
+    every other answer of the router."""
+
+    @app.exception_handler(proxy.RouterError)
+    async def router_error(
+        _: fastapi.Request, exc: proxy.RouterError
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(starlette.exceptions.HTTPException)
+    async def http_error(
+        _: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+
+def create_asgi(config: settings.RouterSettings) -> launch.Apps:
+    """The router as served: the FastAPI app behind the inference fast path on the inference
+    port, the admin app over the same `proxy.Router` on the admin port."""
     application = create_app(config)
-    return FastPath(application, router=application.state.router, limit=config.max_body_bytes)
+    router: proxy.Router = application.state.router
+    return launch.Apps(
+        serving=FastPath(application, router=router, limit=config.max_body_bytes),
+        admin=create_admin_app(router),
+    )

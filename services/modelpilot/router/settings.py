@@ -43,6 +43,23 @@ class RouterSettings(pydantic_settings.BaseSettings):
     )
     """Port to listen on."""
 
+    admin_port: int = pydantic.Field(
+        default=constants.ADMIN_PORT,
+        ge=0,
+        le=65535,
+        description="Port of /stats, /routes and /metrics (not the inference port).",
+    )
+    """The admin port: `/stats` (the operator's reads), `/routes` and `/metrics` (Prometheus), kept
+    off the inference port so a NetworkPolicy can tell their readers from clients (issue 15). 0
+    picks a free one (tests)."""
+
+    @pydantic.field_validator("admin_port")
+    @classmethod
+    def _admin_port_is_its_own(cls, value: int, info: pydantic.ValidationInfo) -> int:
+        if value != 0 and value == info.data.get("port"):
+            raise ValueError(f"{value} is also the inference port; give it a port of its own")
+        return value
+
     timeout_seconds: float = pydantic.Field(default=10.0, gt=0, description="Backend timeout.")
     """Total time allowed for a backend to answer before the request counts as failed."""
 

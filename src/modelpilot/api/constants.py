@@ -18,10 +18,20 @@ EXPERIMENT_KIND: Final = "Experiment"
 
 # ---- ports -------------------------------------------------------------------------------------
 CONTAINER_PORT: Final = 8080
-"""The port the model-server and router containers listen on (and the drift job and the operator's
-`/stats` source reach them on, pod to pod)."""
+"""The port the model-server and router containers serve inference (and health) on; the readers of
+`/stats`, `/drift/window` and `/metrics` use `ADMIN_PORT`."""
 SERVICE_PORT: Final = 80
 """The port of every Service the operator creates (`http://<service>.<namespace>.svc:80`)."""
+ADMIN_PORT: Final = 8082
+"""The second listener of the model-server and router containers (named `admin`, never on a
+Service): the router's `/stats`, `/routes` and `/metrics`, the model server's `/drift/window` and
+`/metrics`. The operator, the drift job and Prometheus read it pod by pod; the inference port no
+longer serves these paths, so a NetworkPolicy can open one port to clients and the other only to
+those readers (issue 15). Health stays on the inference port (probes check the listener users
+reach). Envoy's admin and Knative's queue-proxy metrics ports are the same split."""
+ADMIN_PORT_NAME: Final = "admin"
+"""The container port name of `ADMIN_PORT` (the PodMonitor, the NetworkPolicies and the readers
+find the port by it)."""
 GRPC_PORT: Final = 8081
 """The model server's Open Inference Protocol over gRPC, in its container and on its Service
 (`<service>.<namespace>.svc:8081`); the router stays HTTP-only (issue 16)."""

@@ -14,6 +14,7 @@ def test_the_model_server_listens_for_grpc_and_its_service_exposes_it_as_h2c() -
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "http": constants.CONTAINER_PORT,
+        "admin": constants.ADMIN_PORT,
         "grpc": constants.GRPC_PORT,
     }
     assert base.env_of(dep)["MODELPILOT_SERVER_GRPC_PORT"] == str(constants.GRPC_PORT)

@@ -116,10 +116,10 @@ def endless(h: http.server.BaseHTTPRequestHandler, stop: threading.Event) -> Non
 def good(
     iris_model: svc.RegisteredModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A real model server fed ROWS shifted rows, and its live window document."""
+    """A real model server fed ROWS shifted rows: its admin URL and its live window document."""
     with svc.model_server(iris_model, tmp_path_factory.mktemp("good")) as server:
         drift_tests._feed(server.url, drift_tests._traffic(iris_model.features, ROWS, seed=7))
-        yield server.url, httpx.get(server.url + "/drift/window").json()
+        yield server.admin, httpx.get(server.admin + "/drift/window").json()
 
 
 @pytest.fixture(scope="module")

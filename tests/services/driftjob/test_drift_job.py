@@ -71,9 +71,9 @@ def test_the_drift_job_flags_exactly_the_two_shifted_features(
             "--tracking-uri",
             iris_model.tracking_uri,
             "--window-url",
-            a.url,
+            a.admin,
             "--window-url",
-            b.url,
+            b.admin,
         ]
     )
     summary = json.loads(capsys.readouterr().out)
@@ -93,7 +93,7 @@ def test_the_merged_windows_give_the_same_result_as_the_concatenated_data(
     )
     windows = [
         profile_mod.WindowSketch.from_dict(httpx.get(u + "/drift/window").json()["window"])
-        for u in (a.url, b.url)
+        for u in (a.admin, b.admin)
     ]
     merged = profile_mod.merge_all(windows)
     # The servers are this module's own and answered exactly the rows sent above.
@@ -133,7 +133,7 @@ def test_a_window_that_cannot_be_reached_is_skipped_and_no_window_at_all_exits_1
         "--tracking-uri",
         iris_model.tracking_uri,
     ]
-    cli_main.main([*base, "--window-url", a.url, "--window-url", dead])
+    cli_main.main([*base, "--window-url", a.admin, "--window-url", dead])
     summary = json.loads(capsys.readouterr().out)
     assert summary["windows"] == 1
     assert dead in summary["skipped"]
@@ -201,7 +201,7 @@ def test_the_drift_gauges_reach_a_real_pushgateway_and_each_run_replaces_the_gro
             gateway.address, job=key["job"], registry=registry, grouping_key=key
         )
 
-        _drift_run(iris_model, [a.url, b.url], "--pushgateway", gateway.address)
+        _drift_run(iris_model, [a.admin, b.admin], "--pushgateway", gateway.address)
         first = gateway.group(**key)
         assert first is not None, (gateway.groups(), gateway.log_tail())
         samples = _samples(first)
@@ -223,7 +223,7 @@ def test_the_drift_gauges_reach_a_real_pushgateway_and_each_run_replaces_the_gro
         assert first["last_push_successful"] is True
 
         # The next run (one window only, so other values) replaces the group again.
-        _drift_run(iris_model, [a.url], "--pushgateway", gateway.address)
+        _drift_run(iris_model, [a.admin], "--pushgateway", gateway.address)
         capsys.readouterr()
         second = gateway.group(**key)
         assert second is not None

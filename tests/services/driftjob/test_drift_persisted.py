@@ -98,11 +98,11 @@ class Deployment:
         return out
 
 
-def _feed(model: svc.RegisteredModel, url: str, rows: int, seed: int) -> None:
-    drift_tests._feed(url, drift_tests._traffic(model.features, rows, seed=seed))
+def _feed(model: svc.RegisteredModel, server: svc.Proc, rows: int, seed: int) -> None:
+    drift_tests._feed(server.url, drift_tests._traffic(model.features, rows, seed=seed))
     # The data plane may buffer inputs before they reach the window (up to 512 rows); a read of
-    # the window folds them in, so the rows sent are the rows counted from here on.
-    assert httpx.get(url + "/drift/window", timeout=30).status_code == 200
+    # the window (on the admin port) folds them in, so the rows sent are the rows counted from here.
+    assert httpx.get(server.admin + "/drift/window", timeout=30).status_code == 200
 
 
 def _stop(proc: svc.Proc, sig: signal.Signals) -> int:
@@ -115,15 +115,15 @@ def test_samples_of_a_server_stopped_with_sigterm_count_after_its_restart_and_on
 ) -> None:
     deployment = Deployment(iris_model, tmp_path)
     with deployment.server() as first:
-        _feed(iris_model, first.url, 300, seed=11)
+        _feed(iris_model, first, 300, seed=11)
         assert _stop(first, signal.SIGTERM) in (0, -signal.SIGTERM)  # uvicorn re-raises it
     # The shutdown flushed everything the process had counted.
     assert list(deployment.flushed_rows().values()) == [300]
     with deployment.server() as second:
-        _feed(iris_model, second.url, 200, seed=12)
+        _feed(iris_model, second, 200, seed=12)
         # Wait for the live process's own flush too: it must not be counted beside its live window.
         _until("the restarted server flushed", lambda: 200 in deployment.flushed_rows().values())
-        summary = deployment.drift_run(capsys, second.url)
+        summary = deployment.drift_run(capsys, second.admin)
     assert summary["rows"] == 500
     assert summary["windows"] == 2
     assert summary["persisted"] == 1
@@ -137,15 +137,15 @@ def test_a_sigkill_loses_at_most_the_traffic_since_the_last_flush(
 ) -> None:
     deployment = Deployment(iris_model, tmp_path)
     with deployment.server() as first:
-        _feed(iris_model, first.url, 300, seed=21)
+        _feed(iris_model, first, 300, seed=21)
         _until("the first 300 rows flushed", lambda: 300 in deployment.flushed_rows().values())
-        _feed(iris_model, first.url, 100, seed=22)  # may or may not be flushed before the kill
+        _feed(iris_model, first, 100, seed=22)  # may or may not be flushed before the kill
         assert _stop(first, signal.SIGKILL) == -signal.SIGKILL
     (kept,) = deployment.flushed_rows().values()
     assert 300 <= kept <= 400
     with deployment.server() as second:
-        _feed(iris_model, second.url, 200, seed=23)
-        summary = deployment.drift_run(capsys, second.url)
+        _feed(iris_model, second, 200, seed=23)
+        summary = deployment.drift_run(capsys, second.admin)
     assert summary["rows"] == kept + 200
     assert summary["persisted"] == 1
 
@@ -157,7 +157,7 @@ def test_with_every_server_gone_the_job_still_reads_their_flushed_windows(
     deployment = Deployment(iris_model, tmp_path)
     for seed in (31, 32):
         with deployment.server() as server:
-            _feed(iris_model, server.url, 150, seed=seed)
+            _feed(iris_model, server, 150, seed=seed)
             assert _stop(server, signal.SIGTERM) in (0, -signal.SIGTERM)
     from modelpilot.testing import ports
 
@@ -177,7 +177,7 @@ def test_the_store_keeps_one_flush_per_process_and_prunes_flushes_past_the_horiz
     with deployment.server() as first:
         sequence = -1
         for i in range(3):
-            _feed(iris_model, first.url, 50, seed=40 + i)
+            _feed(iris_model, first, 50, seed=40 + i)
 
             def one_newer_flush(after: int = sequence) -> int | None:
                 # Each flush replaces the process's previous one: one file, a higher sequence.
@@ -192,7 +192,7 @@ def test_the_store_keeps_one_flush_per_process_and_prunes_flushes_past_the_horiz
     with deployment.server() as second:
 
         def pruned() -> bool:
-            _feed(iris_model, second.url, 5, seed=49)  # traffic, so the new process flushes
+            _feed(iris_model, second, 5, seed=49)  # traffic, so the new process flushes
             return {f.epoch for f in deployment.files()} - {first_epoch} != set() and all(
                 f.epoch != first_epoch for f in deployment.files()
             )

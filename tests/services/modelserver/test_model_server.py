@@ -162,10 +162,10 @@ def test_metrics_count_requests_errors_and_predicted_classes(
 ) -> None:
     x = iris_model.features.head(5)
     labels = {"deployment": "iris", "variant": "stable", "model_version": iris_model.version}
-    before = _samples(httpx.get(served_iris.url + "/metrics").text)
+    before = _samples(httpx.get(served_iris.admin + "/metrics").text)
     httpx.post(served_iris.url + "/predict", json={"instances": x.to_dict(orient="records")})
     httpx.post(served_iris.url + "/predict", json={"instances": [[1.0]]})
-    after = _samples(httpx.get(served_iris.url + "/metrics").text)
+    after = _samples(httpx.get(served_iris.admin + "/metrics").text)
 
     def delta(name: str, **extra: str) -> float:
         key = (name, frozenset({**labels, **extra}.items()))
@@ -197,6 +197,7 @@ def test_a_server_whose_model_cannot_load_is_live_but_never_ready_and_answers_50
         "MODELPILOT_SERVER_TRACKING_URI": iris_model.tracking_uri,
         "MODELPILOT_SERVER_HOST": "127.0.0.1",
         "MODELPILOT_SERVER_PORT": str(port),
+        "MODELPILOT_SERVER_ADMIN_PORT": str(ports.free_port()),
         "MODELPILOT_SERVER_LOAD_RETRY_SECONDS": "0.5",
     }
     with svc.running_process(

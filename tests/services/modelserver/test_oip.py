@@ -241,7 +241,7 @@ def test_every_error_is_in_the_protocols_shape_with_its_status_and_counted(
     if "binary_data_size" in fragment:
         head = body[: body.index(b"}]}") + 3] if body else b""
         headers = {"Inference-Header-Content-Length": str(len(head))}
-    before = _errors(served_iris.url)
+    before = _errors(served_iris.admin)
     r = httpx.request(
         method,
         served_iris.url + path.format(name=iris_model.name),
@@ -250,7 +250,7 @@ def test_every_error_is_in_the_protocols_shape_with_its_status_and_counted(
     )
     assert r.status_code == status, r.text
     assert fragment.lower() in r.json()["error"].lower()
-    after = _errors(served_iris.url)
+    after = _errors(served_iris.admin)
     assert after.get(str(status), 0) - before.get(str(status), 0) == 1
 
 

@@ -104,12 +104,12 @@ def test_tritonclient_grpc_infers_as_pyfunc_does_and_is_counted_as_grpc(
     datatype: str,
 ) -> None:
     proc, target = grpc_iris
-    before = _counters(proc.url)
+    before = _counters(proc.admin)
     got = _calls(datatype, target, iris_model, expected[0])
     assert got["by_column"] == got["matrix"] == expected[1]
     assert got["id"] == "g-1"
     assert got["version"] == iris_model.version
-    after = _counters(proc.url)
+    after = _counters(proc.admin)
     assert after[("requests", "grpc")] - before.get(("requests", "grpc"), 0) == 2
 
 
@@ -128,7 +128,7 @@ def test_errors_are_grpc_codes_with_the_data_planes_message_and_are_counted(
     expected: tuple[Path, list[int]],
 ) -> None:
     proc, target = grpc_iris
-    before = _counters(proc.url)
+    before = _counters(proc.admin)
     got = _calls("errors", target, iris_model, expected[0])
     assert got["output"]["status"] == "StatusCode.INVALID_ARGUMENT"
     assert "'proba' is not an output" in got["output"]["message"]
@@ -137,6 +137,6 @@ def test_errors_are_grpc_codes_with_the_data_planes_message_and_are_counted(
     assert got["version"]["status"] == "StatusCode.NOT_FOUND"
     assert "version '999' is not served" in got["version"]["message"]
     assert got["model"]["status"] == "StatusCode.NOT_FOUND"
-    after = _counters(proc.url)
+    after = _counters(proc.admin)
     assert after[("errors", "400")] - before.get(("errors", "400"), 0) == 2
     assert after[("errors", "404")] - before.get(("errors", "404"), 0) == 2

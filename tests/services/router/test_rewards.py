@@ -108,7 +108,7 @@ def _rewards(routers: list[svc.RouterProc]) -> dict[str, tuple[int, float]]:
     """(count, sum) of rewards per variant, summed over the replicas (as the operator does)."""
     out: dict[str, tuple[int, float]] = {}
     for router in routers:
-        for name, v in httpx.get(router.url + "/stats").json()["variants"].items():
+        for name, v in httpx.get(router.admin + "/stats").json()["variants"].items():
             count, total = out.get(name, (0, 0.0))
             out[name] = (count + v["rewards"], total + v["reward_sum"])
     return out
@@ -268,7 +268,7 @@ def test_a_reward_for_a_request_the_model_server_refused_is_refused(
     answer = _feedback(one_router.url, refused.headers["x-request-id"], 1)
     assert answer.status_code == 409, answer.text
     assert "request_id" in answer.json()["error"]
-    stats = httpx.get(one_router.url + "/stats").json()["variants"]
+    stats = httpx.get(one_router.admin + "/stats").json()["variants"]
     assert sum(v["rewards"] for v in stats.values()) == 0
 
 
@@ -292,7 +292,7 @@ def test_a_binary_experiment_refuses_every_reward_but_0_and_1_naming_the_field(
                 "x-request-id"
             ]
             assert _feedback(router.url, rid, good).json()["status"] == "joined"
-        stats = httpx.get(router.url + "/stats").json()["variants"]
+        stats = httpx.get(router.admin + "/stats").json()["variants"]
         assert sum(v["rewards"] for v in stats.values()) == 2
         assert sum(v["reward_sum"] for v in stats.values()) == 1
 
@@ -315,7 +315,7 @@ def test_a_continuous_reward_outside_the_declared_range_is_refused_and_the_sums_
             assert "reward" in answer.json()["error"]
         rid = httpx.post(router.url + "/predict", json=_body(iris_model)).headers["x-request-id"]
         assert _feedback(router.url, rid, -10).json()["status"] == "joined"
-        stats = httpx.get(router.url + "/stats").json()["variants"]
+        stats = httpx.get(router.admin + "/stats").json()["variants"]
         for v in stats.values():
             assert v["reward_sum"] is not None
             assert math.isfinite(v["reward_sum"])
@@ -333,7 +333,7 @@ def test_without_a_declared_reward_huge_rewards_are_refused_and_stats_never_hold
         answer = _feedback(url, rid, 1.7e308)
         assert answer.status_code == 422, answer.text
         assert "reward" in answer.json()["error"]
-    for v in httpx.get(url + "/stats").json()["variants"].values():
+    for v in httpx.get(one_router.admin + "/stats").json()["variants"].values():
         assert v["reward_sum"] is not None
         assert math.isfinite(v["reward_sum"])
         assert v["reward_sum_squares"] is not None
@@ -361,7 +361,7 @@ def test_while_the_shared_store_is_down_a_reward_is_refused_with_503_and_counts_
         refused = _feedback(router.url, answered.headers["x-request-id"], 1)
         assert refused.status_code == 503, refused.text
         assert "retry" in refused.json()["error"]
-        stats = httpx.get(router.url + "/stats").json()["variants"]
+        stats = httpx.get(router.admin + "/stats").json()["variants"]
         assert sum(v["rewards"] for v in stats.values()) == 0
     # The client's retry reaches a replica whose store answers: counted, once.
     with svc.router_process(

@@ -59,7 +59,7 @@ def test_fixed_80_20_over_5000_requests_lands_inside_the_99_percent_binomial_int
 ) -> None:
     a, b = two_servers
     router.set_routes(svc.routes_doc(a.url, b.url, weights=(80, 20)))
-    before = httpx.get(router.url + "/stats").json()["variants"]
+    before = httpx.get(router.admin + "/stats").json()["variants"]
     responses = asyncio.run(_send_many(router.url, _body(iris_model), 5_000))
     assert all(r.status_code == 200 for r in responses)
     assert len({r.headers["x-request-id"] for r in responses}) == 5_000
@@ -67,7 +67,7 @@ def test_fixed_80_20_over_5000_requests_lands_inside_the_99_percent_binomial_int
     for name, p in (("stable", 0.8), ("challenger", 0.2)):
         low, high = scipy.stats.binom.interval(0.99, 5_000, p)
         assert low <= shares[name] <= high, (name, shares)
-    after = httpx.get(router.url + "/stats").json()["variants"]
+    after = httpx.get(router.admin + "/stats").json()["variants"]
     for name in ("stable", "challenger"):
         assert (
             after[name]["requests"] - before.get(name, {"requests": 0})["requests"] == shares[name]
@@ -114,14 +114,14 @@ def test_feedback_is_joined_to_the_variant_that_answered_and_duplicates_are_igno
     r = httpx.post(router.url + "/predict", json=_body(iris_model))
     assert r.headers["x-modelpilot-variant"] == "challenger"
     rid = r.headers["x-request-id"]
-    before = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    before = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
     first = httpx.post(router.url + "/feedback", json={"request_id": rid, "reward": 1.0})
     assert first.status_code == 200
     assert first.json() == {"status": "joined", "request_id": rid, "variant": "challenger"}
     dup = httpx.post(router.url + "/feedback", json={"request_id": rid, "reward": 1.0})
     assert dup.status_code == 200
     assert dup.json()["status"] == "duplicate"
-    after = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    after = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
     assert after["rewards"] == before["rewards"] + 1
     assert after["reward_sum"] == before["reward_sum"] + 1.0
     unknown = httpx.post(router.url + "/feedback", json={"request_id": "nope", "reward": 1})
@@ -158,20 +158,20 @@ def test_continuous_rewards_negative_ones_too_reach_stats_and_metrics_with_their
         "modelpilot_router_negative_reward_sum_total",
         "modelpilot_router_reward_sum_squares_total",
     )
-    before = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
-    text = httpx.get(router.url + "/metrics").text
+    before = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
+    text = httpx.get(router.admin + "/metrics").text
     m_before = {n: _metric(text, n, "challenger") for n in names}
     for rid, reward in zip(rids, rewards, strict=True):
         answer = httpx.post(router.url + "/feedback", json={"request_id": rid, "reward": reward})
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "joined"
-    after = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    after = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
     assert after["rewards"] - before["rewards"] == 3
     assert after["reward_sum"] - before["reward_sum"] == pytest.approx(9.75)
     assert after["reward_sum_squares"] - before["reward_sum_squares"] == pytest.approx(
         12.5**2 + 3.0**2 + 0.25**2
     )
-    text = httpx.get(router.url + "/metrics").text
+    text = httpx.get(router.admin + "/metrics").text
     delta = {n: _metric(text, n, "challenger") - m_before[n] for n in names}
     assert delta == pytest.approx(
         dict(zip(names, (3.0, 12.75, 3.0, 12.5**2 + 3.0**2 + 0.25**2), strict=True))
@@ -186,16 +186,16 @@ def test_with_the_challenger_down_every_request_succeeds_through_stable_and_its_
     a, _ = two_servers
     dead = f"http://127.0.0.1:{ports.free_port()}"  # nothing listens there
     router.set_routes(svc.routes_doc(a.url, dead, weights=(50, 50)))
-    before = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    before = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
     responses = asyncio.run(_send_many(router.url, _body(iris_model), 400))
     assert all(r.status_code == 200 for r in responses)
     assert {r.headers["x-modelpilot-variant"] for r in responses} == {"stable"}
-    after = httpx.get(router.url + "/stats").json()["variants"]["challenger"]
+    after = httpx.get(router.admin + "/stats").json()["variants"]["challenger"]
     failed = after["errors"] - before["errors"]
     low, high = scipy.stats.binom.interval(0.99, 400, 0.5)
     assert low <= failed <= high
     assert after["fallbacks"] - before["fallbacks"] == failed
-    metrics = httpx.get(router.url + "/metrics").text
+    metrics = httpx.get(router.admin + "/metrics").text
     line = next(
         x
         for x in metrics.splitlines()

@@ -86,18 +86,18 @@ BAD = {
 def test_every_broken_configmap_keeps_the_last_routes_counts_and_the_watch_lives_on(
     control_plane: object, namespace: str, router: svc.RouterProc
 ) -> None:
-    before = httpx.get(router.url + "/routes").json()
+    before = httpx.get(router.admin + "/routes").json()
     for name, text in BAD.items():
-        rejected = _rejected(router.url)
+        rejected = _rejected(router.admin)
         _apply(control_plane, namespace, text)
-        _wait(lambda r=rejected: _rejected(router.url) > r, f"{name}: the rejection counted")  # type: ignore[misc]
-        assert httpx.get(router.url + "/routes").json() == before, name
+        _wait(lambda r=rejected: _rejected(router.admin) > r, f"{name}: the rejection counted")  # type: ignore[misc]
+        assert httpx.get(router.admin + "/routes").json() == before, name
     # Still invalid after the grace period: unready, saying why; the last routes still serve.
     _wait(lambda: httpx.get(router.url + "/readyz").status_code == 503, "unready")
     assert "routes" in httpx.get(router.url + "/readyz").json()["reason"]
     _apply(control_plane, namespace, json.dumps(svc.routes_doc(_dead(), _dead(), weights=(5, 95))))
     _wait(lambda: httpx.get(router.url + "/readyz").status_code == 200, "ready again")
-    doc = httpx.get(router.url + "/routes").json()
+    doc = httpx.get(router.admin + "/routes").json()
     assert [v["weight"] for v in doc["variants"]] == [5, 95]
     assert doc["version"] == before["version"] + 1
     assert router.proc.poll() is None

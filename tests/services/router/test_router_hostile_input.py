@@ -33,7 +33,7 @@ def _write(router: svc.RouterProc, data: bytes) -> None:
 
 
 def _rejected(router: svc.RouterProc) -> float:
-    for line in httpx.get(router.url + "/metrics").text.splitlines():
+    for line in httpx.get(router.admin + "/metrics").text.splitlines():
         if line.startswith("modelpilot_router_routes_rejected_total"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -77,19 +77,19 @@ BAD_DOCUMENTS = {
 def test_a_broken_routes_file_keeps_the_last_routes_is_counted_and_later_valid_routes_apply(
     router: svc.RouterProc, bad: str
 ) -> None:
-    before = httpx.get(router.url + "/routes").json()
+    before = httpx.get(router.admin + "/routes").json()
     rejected = _rejected(router)
     _write(router, BAD_DOCUMENTS[bad])
     _wait(lambda: _rejected(router) > rejected, "the rejection counted")
-    assert httpx.get(router.url + "/routes").json() == before
+    assert httpx.get(router.admin + "/routes").json() == before
     assert router.proc.poll() is None
     good = svc.routes_doc(_dead(), _dead(), weights=(10, 90))
     _write(router, json.dumps(good).encode())
     _wait(
-        lambda: httpx.get(router.url + "/routes").json()["version"] > before["version"],
+        lambda: httpx.get(router.admin + "/routes").json()["version"] > before["version"],
         "the next valid routes applied",
     )
-    weights = [v["weight"] for v in httpx.get(router.url + "/routes").json()["variants"]]
+    weights = [v["weight"] for v in httpx.get(router.admin + "/routes").json()["variants"]]
     assert weights == [10, 90]
 
 
@@ -144,15 +144,15 @@ def test_a_header_larger_than_the_limit_is_refused_with_431(
     huge = b"x" * (4 << 20)
     method = b"POST" if path == "/predict" else b"GET"
     answer = _raw_request(
-        router.url,
+        router.url if path == "/predict" else router.admin,
         method + b" " + path.encode() + b" HTTP/1.1\r\nhost: r\r\nx-big: " + huge
         + b"\r\ncontent-length: 2\r\n\r\n{}",
     )  # fmt: skip
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     many = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 100) for i in range(400))
-    answer = _raw_request(router.url, b"GET /stats HTTP/1.1\r\nhost: r\r\n" + many + b"\r\n")
+    answer = _raw_request(router.admin, b"GET /stats HTTP/1.1\r\nhost: r\r\n" + many + b"\r\n")
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
-    ok = httpx.get(router.url + "/stats", headers={"x-small": "v" * 1000})
+    ok = httpx.get(router.admin + "/stats", headers={"x-small": "v" * 1000})
     assert ok.status_code == 200
     assert router.proc.poll() is None
 
@@ -170,7 +170,7 @@ def test_a_502_names_the_variant_but_no_backend_address(tmp_path: Path) -> None:
 
 
 def test_get_routes_shows_no_backend_address(router: svc.RouterProc) -> None:
-    doc = httpx.get(router.url + "/routes").json()
+    doc = httpx.get(router.admin + "/routes").json()
     assert [v["name"] for v in doc["variants"]] == ["stable", "challenger"]
     assert all("url" not in v for v in doc["variants"])
     assert "127.0.0.1" not in json.dumps(doc)

@@ -18,6 +18,7 @@ from modelpilot.operator.builders import meta
 CONTAINER_PORT = constants.CONTAINER_PORT
 SERVICE_PORT = constants.SERVICE_PORT
 GRPC_PORT = constants.GRPC_PORT
+ADMIN_PORT = constants.ADMIN_PORT
 ANNOTATION_MODEL_VERSION = constants.ANNOTATION_MODEL_VERSION
 WINDOW_FLUSH_SECONDS = 60
 
@@ -70,7 +71,14 @@ def _container(
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "env": env,
-        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        # Inference (and health) on `http`; `/stats`, `/drift/window` and `/metrics` on `admin`, a
+        # port of its own so a NetworkPolicy can open each to its readers only (issue 15). The
+        # admin port is on no Service: its readers (operator, drift job, Prometheus) read each
+        # pod's own counters and window, not one replica picked by the Service.
+        "ports": [
+            {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"},
+            {"name": constants.ADMIN_PORT_NAME, "containerPort": ADMIN_PORT, "protocol": "TCP"},
+        ],
         "livenessProbe": {"httpGet": {"path": live, "port": "http"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": ready, "port": "http"}, "periodSeconds": 5},
         "startupProbe": startup_probe(startup),
@@ -175,6 +183,7 @@ def build_model_server_deployment(
         {"name": "MODELPILOT_SERVER_DEPLOYMENT", "value": md_name},
         {"name": "MODELPILOT_SERVER_VARIANT", "value": variant},
         {"name": "MODELPILOT_SERVER_PORT", "value": str(CONTAINER_PORT)},
+        {"name": "MODELPILOT_SERVER_ADMIN_PORT", "value": str(ADMIN_PORT)},
         {"name": "MODELPILOT_SERVER_GRPC_PORT", "value": str(GRPC_PORT)},
         # The drift window survives restarts and rollouts: flushed to MLflow (issue 15), keyed by
         # namespace and deployment; a SIGKILL loses at most one interval of drift samples.
@@ -206,7 +215,7 @@ def build_model_server_deployment(
         annotations={
             ANNOTATION_MODEL_VERSION: str(model["version"]),
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(CONTAINER_PORT),
+            "prometheus.io/port": str(ADMIN_PORT),  # /metrics is on the admin port
         },
         component="model-server",
     )
@@ -246,6 +255,7 @@ def build_router_deployment(
         {"name": "MODELPILOT_ROUTER_NAMESPACE", "value": namespace},
         {"name": "MODELPILOT_ROUTER_CONFIGMAP", "value": meta.routes_configmap_name(md_name)},
         {"name": "MODELPILOT_ROUTER_PORT", "value": str(CONTAINER_PORT)},
+        {"name": "MODELPILOT_ROUTER_ADMIN_PORT", "value": str(ADMIN_PORT)},
         *_router_feedback_env(settings),
     ]
     return _deployment(
@@ -266,7 +276,7 @@ def build_router_deployment(
             probes=("/healthz", "/readyz", "/healthz"),
         ),
         service_account=meta.router_name(md_name),
-        annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT)},
+        annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(ADMIN_PORT)},
         component="router",
     )
 
