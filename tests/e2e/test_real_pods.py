@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,6 +47,18 @@ def test_helm_install_runs_the_operator_and_mlflow_as_real_containers(
         assert status["imageID"], status
         assert status["ready"] is True
         assert pod["spec"]["nodeName"] != "kwok-node"
+        # The images `make images` built and the node imported (never pulled: no registry).
+        image = pod["spec"]["containers"][0]["image"]
+        assert image.startswith(f"{cluster.image_registry}/"), image
+        assert image.endswith(f":{cluster.image_tag}"), image
+        # Their startup probe waited for them (a slow start on a busy node is not a restart).
+        assert "startupProbe" in pod["spec"]["containers"][0]
+        assert status["restartCount"] == 0, status
+    # The chart's MLflow holds the versions the Job registered, and the alias resolved to v1.
+    registered = cluster.summary(cluster.job_logs("register-models"))
+    assert registered["versions"] == ["1", "2", "3"], registered
+    md = cluster.get("modeldeployment", "iris") or {}
+    assert str(md["status"]["model"]["version"]) == "1", md.get("status")
 
 
 def test_predictions_reach_the_model_servers_through_the_router_service_from_inside_the_cluster(
@@ -60,15 +73,26 @@ def test_predictions_reach_the_model_servers_through_the_router_service_from_ins
     assert summary["versions"] == {"1": summary["sent"]}
 
 
+# Inside a container: its uid, the first mount option of its root filesystem ("ro" when
+# read-only: a failed `touch` would also fail on a root-owned directory), and whether /tmp (the
+# emptyDir) takes a file.
+UID_AND_ROOT = (
+    'id -u; while read -r dev mnt rest; do [ "$mnt" = / ] && opts=${rest#* }; done'
+    " < /proc/self/mounts; opts=${opts%% *}; echo root-${opts%%,*};"
+    " touch /tmp/x && echo tmp-writable"
+)
+
+
 def test_workloads_run_as_uid_10001_with_a_read_only_root_filesystem(cluster: e2e.Cluster) -> None:
-    script = (
-        "id -u; if touch /opt/modelpilot/x 2>/dev/null; then echo root-writable; "
-        "else echo root-read-only; fi; touch /tmp/x && echo tmp-writable"
-    )
-    for component in ("model-server", "router"):
-        (pod, *_) = _pods(cluster, component)
-        out = cluster.k("exec", pod["metadata"]["name"], "--", "sh", "-c", script).stdout.split()
-        assert out == ["10001", "root-read-only", "tmp-writable"], (component, out)
+    pods = {
+        "model-server": _pods(cluster, "model-server")[0],
+        "router": _pods(cluster, "router")[0],
+        "operator": _pods(cluster, "operator", md="modelpilot")[0],
+        "mlflow": _pods(cluster, "mlflow", md="modelpilot")[0],
+    }
+    for component, pod in pods.items():
+        out = cluster.k("exec", pod["metadata"]["name"], "--", "sh", "-c", UID_AND_ROOT)
+        assert out.stdout.split() == ["10001", "root-ro", "tmp-writable"], (component, out)
         security = pod["spec"]["containers"][0]["securityContext"]
         assert security["readOnlyRootFilesystem"] is True
 
@@ -107,6 +131,16 @@ def test_the_drift_cronjob_runs_as_a_real_job_and_writes_status_drift(
     )
     condition = cluster.condition("modeldeployment", "iris", "DriftDetected") or {}
     assert condition.get("reason") not in (None, "AwaitingFirstRun"), condition
+    # The Job's pod ran to completion as uid 10001 on a read-only root (it has exited: its spec,
+    # which the kubelet enforced, is what is left to read).
+    (job, *_) = succeeded_job()
+    (pod, *_) = cluster.items("pods", f"job-name={job['metadata']['name']}")
+    assert pod["status"]["phase"] == "Succeeded"
+    uid = pod["spec"]["containers"][0].get("securityContext", {}).get("runAsUser") or pod["spec"][
+        "securityContext"
+    ].get("runAsUser")
+    assert uid == 10001, pod["spec"]
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     # No more runs for the rest of the session: they would compete for the 2 cores.
     cluster.k(
         "patch",
@@ -167,6 +201,10 @@ def test_the_better_challenger_is_promoted_even_when_the_operator_pod_is_deleted
         explain=lambda: cluster.describe("experiments,deployments"),
     )
     (old,) = cluster.items("pods", "app.kubernetes.io/component=operator")
+    # Mid-experiment: running, undecided, its counts so far kept in the status.
+    before = (cluster.get("experiment", "iris-v2") or {}).get("status", {})
+    assert before.get("phase") == "Running", before
+    requests_before = {v["name"]: int(v.get("requests", 0)) for v in before["variants"]}
     cluster.k("delete", "pod", old["metadata"]["name"], "--wait=false")
 
     def promoted() -> dict[str, Any] | None:
@@ -191,6 +229,17 @@ def test_the_better_challenger_is_promoted_even_when_the_operator_pod_is_deleted
         if not p["metadata"].get("deletionTimestamp")
     ]
     assert new["metadata"]["name"] != old["metadata"]["name"]
+    # The new operator pod took the decision, on counts that carried over the restart: each
+    # variant met minSamplesPerVariant in rewards joined from the delayed feedback, and no
+    # variant's request count went backwards.
+    started = _time(new["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    assert _time(exp["status"]["decision"]["time"]) >= started, (exp["status"], started)
+    final = {v["name"]: v for v in exp["status"]["report"]["variants"]}
+    assert set(final) == {"stable", "challenger"}, final
+    for name, variant in final.items():
+        assert variant["requests"] >= requests_before.get(name, 0), (name, variant)
+        assert variant["rewards"] >= 100, (name, variant)
+    assert final["challenger"]["posteriorMean"] > final["stable"]["posteriorMean"], final
     cluster.wait_ready("iris", version="2", timeout=600)
 
 
@@ -224,56 +273,114 @@ def test_a_rollout_to_a_new_version_under_continuous_traffic_fails_no_request(
     assert summary["reached"] is True, summary
     assert summary["failed"] == 0, summary
     assert set(summary["versions"]) == {serving, "3"}, summary
-    # The readiness probe held the new pods out of the Service until the model was loaded: each
-    # became Ready well after its container started (proved, not assumed).
-    for pod in _pods(cluster, "model-server"):
-        if pod["metadata"]["name"] in before:
-            continue
-        started = _time(pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"])
+    # The probes held the new pods out of the Service until the model was loaded (proved, not
+    # assumed): each new pod failed its startup probe (connection refused while importing, 503
+    # while loading), became Ready only after its container started, was never restarted, and
+    # yet no request failed.
+    new_pods = [p for p in _pods(cluster, "model-server") if p["metadata"]["name"] not in before]
+    assert new_pods
+    for pod in new_pods:
+        status = pod["status"]["containerStatuses"][0]
+        assert status["restartCount"] == 0, status
+        started = _time(status["state"]["running"]["startedAt"])
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert _time(ready["lastTransitionTime"]) > started, pod["status"]
+        held = [
+            e
+            for e in cluster.events(pod["metadata"]["name"])
+            if e.get("reason") == "Unhealthy" and "Startup probe failed" in e.get("message", "")
+        ]
+        assert held, cluster.events(pod["metadata"]["name"])
+
+
+# ModelDeployments whose pods start badly, applied together by the first test that needs them (one
+# wait instead of four in a row) and deleted at the end of the module.
+CANNOT_START: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "bad-image": (
+        {"image": "ghcr.io/modelpilot/no-such-image:0.0.0"},
+        {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"},
+    ),
+    "crash-loop": ({"image": "ghcr.io/modelpilot/drift:__TAG__"}, {"CrashLoopBackOff"}),
+    "oom": (
+        {"resources": {"limits": {"memory": "40Mi"}, "requests": {"memory": "40Mi"}}},
+        {"OOMKilled"},
+    ),
+}
+# A model server held to 50 millicores: importing its libraries and loading the model take minutes
+# of wall time, far past its liveness probe's budget (3 x 10 s).
+SLOW_START = {
+    "resources": {"requests": {"cpu": "50m", "memory": "200Mi"}, "limits": {"cpu": "50m"}}
+}
+
+
+@pytest.fixture(scope="module")
+def hard_starts(cluster: e2e.Cluster) -> Iterator[list[str]]:
+    names = [*CANNOT_START, "slow-start"]
+    objects = [
+        cluster.model_deployment(
+            name,
+            model={"version": "1"},
+            serving=json.loads(json.dumps(serving).replace("__TAG__", cluster.image_tag)),
+        )
+        for name, (serving, _) in CANNOT_START.items()
+    ]
+    objects.append(
+        cluster.model_deployment("slow-start", model={"version": "1"}, serving=SLOW_START)
+    )
+    cluster.apply(*objects)
+    yield names
+    cluster.k("delete", "modeldeployment", *names, "--wait=false", "--ignore-not-found")
 
 
 @pytest.mark.e2e_long
-@pytest.mark.parametrize(
-    ("name", "serving", "reasons"),
-    [
-        (
-            "bad-image",
-            {"image": "ghcr.io/modelpilot/no-such-image:0.0.0"},
-            {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"},
-        ),
-        ("crash-loop", {"image": "ghcr.io/modelpilot/drift:__TAG__"}, {"CrashLoopBackOff"}),
-        (
-            "oom",
-            {"resources": {"limits": {"memory": "40Mi"}, "requests": {"memory": "40Mi"}}},
-            {"OOMKilled"},
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", sorted(CANNOT_START))
 def test_a_pod_that_cannot_start_shows_its_reason_in_the_status_and_a_warning_event(
-    cluster: e2e.Cluster, name: str, serving: dict[str, Any], reasons: set[str]
+    cluster: e2e.Cluster, hard_starts: list[str], name: str
 ) -> None:
-    serving = json.loads(json.dumps(serving).replace("__TAG__", cluster.image_tag))
-    cluster.apply(cluster.model_deployment(name, model={"version": "1"}, serving=serving))
-    try:
+    reasons = CANNOT_START[name][1]
 
-        def stuck() -> dict[str, Any] | None:
-            cond = cluster.condition("modeldeployment", name, "Ready") or {}
-            return cond if cond.get("reason") in reasons else None
+    def stuck() -> dict[str, Any] | None:
+        cond = cluster.condition("modeldeployment", name, "Ready") or {}
+        return cond if cond.get("reason") in reasons else None
 
-        cond = e2e.poll(
-            f"{name}: Ready reason in {sorted(reasons)}",
-            stuck,
-            timeout=420,
-            explain=lambda: (
-                json.dumps(cluster.condition("modeldeployment", name, "Ready"))
-                + cluster.describe("modeldeployments")
-            ),
-        )
-        assert cond["status"] == "False"
-        assert "model-server" in cond["message"], cond
-        events = [e for e in cluster.events(name) if e.get("type") == "Warning"]
-        assert any(e["reason"] in reasons for e in events), events
-    finally:
-        cluster.k("delete", "modeldeployment", name, "--wait=false")
+    cond = e2e.poll(
+        f"{name}: Ready reason in {sorted(reasons)}",
+        stuck,
+        timeout=420,
+        explain=lambda: (
+            json.dumps(cluster.condition("modeldeployment", name, "Ready"))
+            + cluster.describe("modeldeployments")
+        ),
+    )
+    assert cond["status"] == "False"
+    assert "model-server" in cond["message"], cond
+    events = [e for e in cluster.events(name) if e.get("type") == "Warning"]
+    assert any(e["reason"] in reasons for e in events), events
+
+
+@pytest.mark.e2e_long
+def test_a_model_server_slower_to_start_than_its_liveness_budget_is_waited_for_not_restarted(
+    cluster: e2e.Cluster, hard_starts: list[str]
+) -> None:
+    cluster.wait_ready("slow-start", version="1", timeout=900)
+    (pod,) = _pods(cluster, "model-server", md="slow-start")
+    container = pod["spec"]["containers"][0]
+    status = pod["status"]["containerStatuses"][0]
+    # Without the startup probe the liveness probe would have restarted it again and again
+    # (CrashLoopBackOff, never Ready); with it, one start, Ready once the model loaded.
+    assert status["restartCount"] == 0, status
+    started = _time(status["state"]["running"]["startedAt"])
+    live = container["livenessProbe"]
+    budget = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
+    # The premise, measured: the process refused connections for longer than that budget (the
+    # kubelet's Unhealthy events of the startup probe; repeated events keep their last time).
+    refused = [
+        _time(e["lastTimestamp"])
+        for e in cluster.events(pod["metadata"]["name"])
+        if e.get("reason") == "Unhealthy"
+        and "Startup probe failed" in e.get("message", "")
+        and "connection refused" in e.get("message", "")
+        and e.get("lastTimestamp")
+    ]
+    assert refused, cluster.events(pod["metadata"]["name"])
+    assert (max(refused) - started).total_seconds() > budget, (refused, started, budget)
