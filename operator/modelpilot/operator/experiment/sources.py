@@ -38,8 +38,18 @@ from modelpilot.api import stats as stats_contract
 from modelpilot.kube import apply
 from modelpilot.operator.experiment import counts as counts_mod
 
-ROUTER_PORT = constants.CONTAINER_PORT
-"""The router container's port."""
+ROUTER_ADMIN_PORT = constants.ADMIN_PORT
+"""The router container's admin port, where `/stats` is served (issue 15), when a pod does not
+name it (`constants.ADMIN_PORT_NAME`)."""
+
+
+def _admin_port(pod: Mapping[str, Any]) -> int:
+    """The port the router pod names `admin`: the one its NetworkPolicy opens to the operator."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == constants.ADMIN_PORT_NAME and port.get("containerPort"):
+                return int(port["containerPort"])
+    return ROUTER_ADMIN_PORT
 
 
 class SourceError(RuntimeError):
@@ -121,7 +131,8 @@ class StatsSource:
         for pod in pods:
             ip = (pod.get("status") or {}).get("podIP")
             if ip and (pod.get("status") or {}).get("phase") == "Running":
-                out[pod["metadata"]["name"]] = f"http://{ip}:{ROUTER_PORT}/stats"
+                host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986)
+                out[pod["metadata"]["name"]] = f"http://{host}:{_admin_port(pod)}/stats"
         return out
 
     def read(self, *, namespace: str, deployment: str) -> counts_mod.Observed:
