@@ -345,11 +345,23 @@ def bring_up(cluster: Cluster, *, values: Sequence[Path], timings: dict[str, flo
 
 
 def load_test_bodies(path: Path) -> dict[str, Any]:
-    """The `test_*` functions of another test file, to run them against another `cluster`
-    fixture (tests/kind runs tests/e2e's bodies). The module's own pytestmark stays behind."""
+    """The `test_*` functions of another test file and the fixtures it defines itself, to run
+    them against another `cluster` fixture (tests/kind runs tests/e2e's bodies). The module's own
+    pytestmark stays behind; each function keeps its own marks (e2e_long, parametrize)."""
     spec = importlib.util.spec_from_file_location(f"_e2e_bodies_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise E2EError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {name: value for name, value in vars(module).items() if name.startswith("test_")}
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if name.startswith("test_") or _is_fixture(value)
+    }
+
+
+def _is_fixture(value: Any) -> bool:
+    """A `@pytest.fixture` function (pytest >= 8.4 wraps it in FixtureFunctionDefinition)."""
+    from _pytest import fixtures  # only the test tiers load test bodies
+
+    return isinstance(value, fixtures.FixtureFunctionDefinition)
