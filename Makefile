@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml operator/pyproject.toml services/pyproject.toml dev/pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -14,16 +14,18 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 # ---- set-up ------------------------------------------------------------------------------
-# The product (editable, with the dev and bench extras) and the development-only distribution
-# modelpilot-dev (dev/: the test harnesses modelpilot.testing and the demo modelpilot.demo).
-$(STAMP): pyproject.toml dev/pyproject.toml
+# The four distributions, editable: the core with its CLI tooling and the dev tools, the operator,
+# the services with every service's extra, and the development-only modelpilot-dev (dev/: the
+# test harnesses modelpilot.testing and the demo modelpilot.demo).
+$(STAMP): pyproject.toml operator/pyproject.toml services/pyproject.toml dev/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]' -e ./dev
+	$(PY) -m pip install --quiet -e '.[cli,dev,bench]' -e ./operator \
+	  -e './services[router,modelserver,driftjob]' -e ./dev
 	@rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## create .venv and install modelpilot (editable) with its dev extras and the dev-only harnesses
+venv: $(STAMP) ## create .venv; install the core, operator, services and dev-only harnesses (editable) with the dev extras
 
 # ---- gates -------------------------------------------------------------------------------
 .PHONY: fmt

@@ -26,7 +26,6 @@ import rich.console
 import rich.table
 
 from modelpilot import errors, tabular
-from modelpilot.driftjob import cli as driftjob_cli
 from modelpilot.stats import drift as drift_stats
 
 JSON_KEYS = (
@@ -178,6 +177,8 @@ or a null-rate change of at least {report.null_rate_threshold}).</p>
 """
 
 
+# `drift run`, the drift CronJob's command, lives with the data plane (services/.../driftjob, in
+# the modelpilot-services distribution), which adds it through the entry point `drift.run`.
 @click.group("drift")
 def drift() -> None:
     """Data drift between a reference and a current data set."""
@@ -242,7 +243,3 @@ def compute(
             click.echo(f"report written to {report}")
     if fail_on_drift and result.drifted_features:
         raise errors.CheckFailed(f"drift in {', '.join(result.drifted_features)}")
-
-
-# `drift run`, the drift CronJob's command, lives with the data plane (services/.../driftjob).
-drift.add_command(driftjob_cli.run)

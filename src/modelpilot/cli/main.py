@@ -5,11 +5,18 @@ Each area of the product contributes one click group in its own module under `mo
 does not pay for importing MLflow or kopf. Errors are one line on stderr: exit 2 for bad input
 (click usage errors and `InputError`), 75 (EX_TEMPFAIL, sysexits.h) for a dependency that did not
 answer (`Unavailable`: try again), 1 for a check that failed, never a traceback.
+
+The other distributions add their commands through entry points (group `modelpilot.cli`, names
+`<group>.<command>`), as pytest and MLServer find their plug-ins: modelpilot-operator adds
+`operator run`, modelpilot-services adds `serve model`, `serve router` and `drift run`. So this
+package never imports the operator or a service (import-linter's independence contract), and a
+command whose distribution is not installed says which one to install.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from typing import Any
 
@@ -20,7 +27,6 @@ from modelpilot import errors
 # name -> (module, attribute); add one line per command group.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("modelpilot.cli.demo", "demo"),
-    "operator": ("modelpilot.cli.operator", "operator"),
     "models": ("modelpilot.cli.models", "models"),
     "sweep": ("modelpilot.cli.sweep", "sweep"),
     "model-card": ("modelpilot.cli.modelcard", "model_card"),
@@ -29,19 +35,70 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("modelpilot.cli.stats", "stats"),
     "drift": ("modelpilot.cli.drift", "drift"),
     "bandit": ("modelpilot.cli.bandit", "bandit"),
-    "serve": ("modelpilot.modelserver.cli", "serve"),
 }
+
+PLUGINS = "modelpilot.cli"
+"""The entry-point group of the commands other distributions add (`<group>.<command>`)."""
+
+PLUGIN_GROUPS: dict[str, tuple[str, str]] = {
+    "operator": (
+        "The Kubernetes operator (ModelDeployment and Experiment controllers).",
+        "modelpilot-operator",
+    ),
+    "serve": ("Run the data plane locally: a model server or a router.", "modelpilot-services"),
+}
+"""Groups made only of plug-in commands: name -> (help, the distribution that provides them)."""
+
+
+def _plugins(group: str) -> list[importlib.metadata.EntryPoint]:
+    return sorted(
+        (
+            e
+            for e in importlib.metadata.entry_points(group=PLUGINS)
+            if e.name.split(".")[0] == group
+        ),
+        key=lambda e: e.name,
+    )
+
+
+def _not_installed(name: str, help_text: str, distribution: str) -> click.Command:
+    """A stand-in for a group whose distribution is absent: any use says what to install."""
+
+    def fail() -> None:
+        raise errors.InputError(
+            f"`modelpilot {name}` comes with the distribution {distribution}, which is not "
+            f"installed here: pip install {distribution} (`make venv` installs it in a checkout)"
+        )
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"{help_text} (not installed: {distribution})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({*COMMANDS, *PLUGIN_GROUPS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        plugins = _plugins(cmd_name)
+        command: click.Command
+        if cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+        elif cmd_name in PLUGIN_GROUPS:
+            help_text, distribution = PLUGIN_GROUPS[cmd_name]
+            if not plugins:
+                return _not_installed(cmd_name, help_text, distribution)
+            command = click.Group(cmd_name, help=help_text)
+        else:
             return None
-        module, attr = COMMANDS[cmd_name]
-        command: click.Command = getattr(importlib.import_module(module), attr)
+        if isinstance(command, click.Group):
+            for entry in plugins:
+                command.add_command(entry.load(), entry.name.split(".", 1)[1])
         return command
 
 

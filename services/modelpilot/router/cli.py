@@ -1,0 +1,29 @@
+"""`modelpilot serve router`: run the router from the command line.
+
+Flags override the `MODELPILOT_ROUTER_*` environment (the container images use the environment;
+people use flags). A bad setting is one line naming it, exit 2. Registered on the core CLI's
+`serve` group through the entry point `serve.router` of modelpilot-services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from modelpilot import config
+
+
+@click.command("router")
+@click.option("--routes-file", default=None, help="A routes.json file, re-read on change.")
+@click.option("--namespace", default=None, help="Namespace of the routes ConfigMap.")
+@click.option("--configmap", default=None, help="Routes ConfigMap name (watched).")
+@click.option("--deployment", default=None, help="ModelDeployment name (metric label).")
+@click.option("--host", default=None, help="Address to listen on.")
+@click.option("--port", type=int, default=None, help="Port to listen on.")
+def router(**values: Any) -> None:
+    """Run the router in front of the variants named in the routes."""
+    from modelpilot.router import __main__ as entry
+    from modelpilot.router import settings
+
+    entry.run(config.load(settings.RouterSettings, values, flags=True))
