@@ -6,10 +6,17 @@ one line naming the setting the way the user wrote it: the environment variable
 (`MODELPILOT_ROUTER_PORT: ...`) or the flag and its variable (`--port (MODELPILOT_ROUTER_PORT)`),
 never a pydantic traceback. `load` builds the settings and raises `errors.InputError` with that
 line; `describe` is the translation alone, for callers that build the settings themselves.
+
+Renamed variables: a field whose `validation_alias` is `AliasChoices(current, former, ...)` is read
+under its current name first, then under the former ones (the operator's `MODELPILOT_EXPERIMENT_*`
+settings, for one). `load` logs one warning per former name still set, naming its replacement,
+and `describe` names the variable the user actually set.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -19,18 +26,60 @@ import pydantic_settings
 from modelpilot import errors
 
 SettingsT = TypeVar("SettingsT", bound=pydantic_settings.BaseSettings)
+_LOG = logging.getLogger(__name__)
+
+
+def variables(cls: type[pydantic_settings.BaseSettings], field: str) -> list[str]:
+    """The environment variables of `field`: the current one first, then any former ones."""
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, pydantic.AliasChoices):
+        return [str(choice) for choice in alias.choices if isinstance(choice, str)]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{cls.model_config.get('env_prefix', '')}{field.upper()}"]
+
+
+def _field_of(cls: type[pydantic_settings.BaseSettings], loc: str) -> str:
+    """The field an error location names: its own name, or one of its variables."""
+    if loc in cls.model_fields:
+        return loc
+    for name in cls.model_fields:
+        if loc.upper() in (v.upper() for v in variables(cls, name)):
+            return name
+    return loc
+
+
+def deprecated(
+    cls: type[pydantic_settings.BaseSettings], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """One sentence per former variable name set in `environ` (default: the process's)."""
+    env = {k.upper(): v for k, v in (os.environ if environ is None else environ).items()}
+    out = []
+    for name in cls.model_fields:
+        current, *former = variables(cls, name)
+        for old in former:
+            if old.upper() in env:
+                ignored = " (ignored: both are set)" if current.upper() in env else ""
+                out.append(f"{old} is deprecated{ignored}: set {current} instead")
+    return out
 
 
 def describe(
-    exc: pydantic.ValidationError, *, cls: type[pydantic_settings.BaseSettings], flags: bool
+    exc: pydantic.ValidationError,
+    *,
+    cls: type[pydantic_settings.BaseSettings],
+    flags: bool,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
-    """`PREFIX_FIELD: message`, or `--field (PREFIX_FIELD): message` when set through flags."""
+    """`VARIABLE: message`, or `--field (VARIABLE): message` when set through flags; VARIABLE is
+    the one set in `environ` (default: the process's) when the field has more than one."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    # A field read under an alias (an environment variable of its own) is reported by that name.
-    variable = (
-        field if field.isupper() else f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
-    )
+    loc = ".".join(str(part) for part in first["loc"])
+    field = _field_of(cls, loc)
+    names = variables(cls, field) if field in cls.model_fields else [loc]
+    env = {k.upper() for k in (os.environ if environ is None else environ)}
+    variable = next((n for n in names if n.upper() in env), names[0])
     name = f"--{field.replace('_', '-')} ({variable})" if flags else variable
     return f"{name}: {first['msg']}"
 
@@ -39,7 +88,10 @@ def load(
     cls: type[SettingsT], values: Mapping[str, Any] | None = None, *, flags: bool = False
 ) -> SettingsT:
     """`cls(**values)` (None values left to the environment and the defaults); a bad value raises
-    `errors.InputError` naming the setting (see `describe`)."""
+    `errors.InputError` naming the setting (see `describe`); former variable names still set are
+    logged as warnings (see `deprecated`)."""
+    for sentence in deprecated(cls):
+        _LOG.warning("%s", sentence)
     try:
         return cls(**{k: v for k, v in (values or {}).items() if v is not None})
     except pydantic.ValidationError as exc:

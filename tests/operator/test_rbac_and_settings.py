@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+
+from modelpilot import config, errors
 
 from modelpilot.api import rbac
 from modelpilot.kube import apply
@@ -105,6 +108,55 @@ def test_settings_read_namespaces_as_a_comma_list_or_json(monkeypatch: pytest.Mo
     assert settings_mod.OperatorSettings().namespaces == ["x"]
     monkeypatch.delenv("MODELPILOT_OPERATOR_NAMESPACES")
     assert settings_mod.OperatorSettings().cluster_wide
+
+
+def test_the_experiment_loop_settings_are_operator_settings_under_the_operator_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    by_name = settings_mod.OperatorSettings(stats_urls={"*": ["u"]}, latency_window="2h")
+    assert (by_name.stats_urls, by_name.latency_window) == ({"*": ["u"]}, "2h")
+    monkeypatch.setenv("MODELPILOT_OPERATOR_STATS_URLS", '{"iris": ["http://r:8080/stats"]}')
+    monkeypatch.setenv("MODELPILOT_OPERATOR_METRICS_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("MODELPILOT_OPERATOR_LATENCY_WINDOW", "1m")
+    parsed = config.load(settings_mod.OperatorSettings)
+    assert parsed.stats_urls == {"iris": ["http://r:8080/stats"]}
+    assert parsed.metrics_timeout_seconds == 2.5
+    assert parsed.latency_window == "1m"
+
+
+def test_the_former_experiment_variables_still_work_with_a_warning_naming_the_new_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MODELPILOT_EXPERIMENT_STATS_URLS", '{"*": ["http://old/stats"]}')
+    monkeypatch.setenv("MODELPILOT_EXPERIMENT_TIMEOUT_SECONDS", "3")
+    with caplog.at_level(logging.WARNING, logger="modelpilot.config"):
+        parsed = config.load(settings_mod.OperatorSettings)
+    assert parsed.stats_urls == {"*": ["http://old/stats"]}
+    assert parsed.metrics_timeout_seconds == 3.0
+    assert (
+        "MODELPILOT_EXPERIMENT_STATS_URLS is deprecated: set MODELPILOT_OPERATOR_STATS_URLS instead"
+        in caplog.messages
+    )
+    assert any("MODELPILOT_OPERATOR_METRICS_TIMEOUT_SECONDS" in m for m in caplog.messages)
+    # The new name wins when both are set, and the warning says the old one is ignored.
+    monkeypatch.setenv("MODELPILOT_OPERATOR_STATS_URLS", '{"*": ["http://new/stats"]}')
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="modelpilot.config"):
+        assert config.load(settings_mod.OperatorSettings).stats_urls == {"*": ["http://new/stats"]}
+    assert any("ignored" in m and "STATS_URLS" in m for m in caplog.messages)
+
+
+def test_a_bad_former_variable_is_reported_under_the_name_the_user_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELPILOT_EXPERIMENT_LATENCY_WINDOW", "five minutes")
+    with pytest.raises(errors.InputError, match=r"^MODELPILOT_EXPERIMENT_LATENCY_WINDOW: "):
+        config.load(settings_mod.OperatorSettings)
+    monkeypatch.delenv("MODELPILOT_EXPERIMENT_LATENCY_WINDOW")
+    with pytest.raises(
+        errors.InputError, match=r"^--latency-window \(MODELPILOT_OPERATOR_LATENCY_WINDOW\): "
+    ):
+        config.load(settings_mod.OperatorSettings, {"latency_window": "5"}, flags=True)
 
 
 def test_kopf_keeps_its_state_in_annotations_and_peers_only_when_named() -> None:

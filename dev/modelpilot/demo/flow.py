@@ -271,7 +271,7 @@ class Demo:
             env["MODELPILOT_OPERATOR_METRICS_SOURCE"] = "router"
             key = f"{self.o.namespace}/{self.o.deployment}"
             stats = [f"http://127.0.0.1:{self.router_port}/stats"]
-            env["MODELPILOT_EXPERIMENT_STATS_URLS"] = json.dumps({key: stats})
+            env["MODELPILOT_OPERATOR_STATS_URLS"] = json.dumps({key: stats})
         child = self.sup.start(
             "operator", [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"], env=env
         )

@@ -1,8 +1,14 @@
-"""The operator's settings, read from `MODELPILOT_OPERATOR_*` environment variables.
+"""The operator's one settings class, read from `MODELPILOT_OPERATOR_*` environment variables.
 
-pydantic-settings with a docstring per field (as MLServer does), so the chart, the CLI and the
-builders agree on one list of knobs. Design decision: the builders receive this object (never read
-the environment themselves), which keeps them pure and makes every default visible in tests.
+pydantic-settings with a docstring per field (as MLServer does), so the chart, the CLI, the
+builders and the experiment loop's counter sources agree on one list of knobs. Design decision:
+everything downstream receives this object or values taken from it (nothing reads the environment
+itself), which keeps the builders pure and makes every default visible in tests; build it after
+the environment is set, or pass the values as arguments.
+
+Renamed variables (issue 14): the experiment loop's settings were a class of their own under
+`MODELPILOT_EXPERIMENT_*`. They are fields here now; the old names are still read, after the new
+ones (`DEPRECATED`), and `modelpilot.config.load` logs a warning naming the replacement.
 """
 
 from __future__ import annotations
@@ -13,12 +19,28 @@ from typing import Annotated, Literal
 import pydantic
 import pydantic_settings
 
+PREFIX = "MODELPILOT_OPERATOR_"
+"""The environment prefix of every operator setting."""
+
+DEPRECATED = {
+    "stats_urls": "MODELPILOT_EXPERIMENT_STATS_URLS",
+    "metrics_timeout_seconds": "MODELPILOT_EXPERIMENT_TIMEOUT_SECONDS",
+    "latency_window": "MODELPILOT_EXPERIMENT_LATENCY_WINDOW",
+}
+"""field -> its former environment variable, still read when the new one is unset."""
+
+
+def _renamed(field: str) -> pydantic.AliasChoices:
+    """The new variable first (it wins when both are set), then the former one; the field's own
+    name for keyword arguments (`validate_by_name`)."""
+    return pydantic.AliasChoices(f"{PREFIX}{field.upper()}", DEPRECATED[field])
+
 
 class OperatorSettings(pydantic_settings.BaseSettings):
     """How the operator runs and what it deploys by default."""
 
     model_config = pydantic_settings.SettingsConfigDict(
-        env_prefix="MODELPILOT_OPERATOR_", extra="ignore", frozen=True
+        env_prefix=PREFIX, extra="ignore", frozen=True, validate_by_name=True
     )
 
     namespaces: Annotated[list[str], pydantic_settings.NoDecode] = pydantic.Field(
@@ -85,6 +107,35 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     """Where the experiment loop reads per-variant counts: `router` (the routers' /stats) or the
     base URL of a Prometheus server."""
 
+    stats_urls: dict[str, list[str]] = pydantic.Field(
+        default_factory=dict,
+        validation_alias=_renamed("stats_urls"),
+        description="Router /stats URLs by ModelDeployment (JSON), instead of finding router pods.",
+    )
+    """Router `/stats` URLs by ModelDeployment (`name` or `namespace/name`; `*` for any), as a JSON
+    object. A deployment with URLs here is read from them instead of from its router pods: for an
+    operator running outside the cluster, and for tests.
+    Formerly MODELPILOT_EXPERIMENT_STATS_URLS."""
+
+    metrics_timeout_seconds: float = pydantic.Field(
+        default=5.0,
+        gt=0,
+        validation_alias=_renamed("metrics_timeout_seconds"),
+        description="HTTP timeout of one read of the experiment counters.",
+    )
+    """HTTP timeout of one read of a router's `/stats` or of one Prometheus query. Formerly
+    MODELPILOT_EXPERIMENT_TIMEOUT_SECONDS."""
+
+    latency_window: str = pydantic.Field(
+        default="5m",
+        pattern=r"^[0-9]+[smh]$",
+        validation_alias=_renamed("latency_window"),
+        description="PromQL range of the p99 latency read from Prometheus (e.g. 5m).",
+    )
+    """PromQL range of the p99 latency guardrail when counts come from Prometheus
+    (`histogram_quantile` over `rate(...[window])`).
+    Formerly MODELPILOT_EXPERIMENT_LATENCY_WINDOW."""
+
     resync_seconds: float = pydantic.Field(
         default=60.0,
         gt=0,
@@ -149,6 +200,13 @@ class OperatorSettings(pydantic_settings.BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @pydantic.field_validator("metrics_source")
+    @classmethod
+    def _router_or_url(cls, value: str) -> str:
+        if value != "router" and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected 'router' or a Prometheus http(s) URL, got {value!r}")
         return value
 
     @property

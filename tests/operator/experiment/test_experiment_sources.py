@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from modelpilot import config, errors
+from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.experiment import counts, sources
 from modelpilot.router import metrics as router_metrics
 from modelpilot.testing import mlflow_server as mlflow_harness
@@ -111,7 +113,7 @@ def test_the_stats_source_reads_every_configured_router_as_its_own_source() -> N
 
     with serving(respond) as base:
         urls = [f"{base}/a/stats", f"{base}/b/stats"]
-        settings = sources.ExperimentSettings(stats_urls={"default/iris": urls})
+        settings = settings_mod.OperatorSettings(stats_urls={"default/iris": urls})
         got = sources.StatsSource(settings).read(namespace="default", deployment="iris")
     assert set(got) == set(urls)
     assert got[urls[0]]["stable"] == counts.VariantCounts(100, 2, 50, 7.0, 21.5)
@@ -129,7 +131,7 @@ def test_a_router_that_cannot_be_read_fails_the_whole_read() -> None:
     with serving(respond) as base:
         for broken in ("/down/stats", "/garbled/stats"):
             urls = [f"{base}/ok/stats", f"{base}{broken}"]
-            settings = sources.ExperimentSettings(stats_urls={"*": urls})
+            settings = settings_mod.OperatorSettings(stats_urls={"*": urls})
             with pytest.raises(sources.SourceError, match=broken):
                 sources.StatsSource(settings).read(namespace="default", deployment="iris")
 
@@ -164,7 +166,7 @@ class Routed:
     stack: contextlib.ExitStack
 
     def source(self) -> sources.PrometheusSource:
-        return sources.PrometheusSource(self.prometheus.url)
+        return sources.PrometheusSource(self.prometheus.url, settings_mod.OperatorSettings())
 
     def read(self) -> counts.Observed:
         return self.source().read(namespace=NAMESPACE, deployment="iris")
@@ -329,7 +331,7 @@ def test_a_router_restart_is_a_counter_reset_seen_through_prometheus(routed: Rou
 def test_a_query_prometheus_refuses_is_a_source_error(tmp_path: Path) -> None:
     # A real Prometheus answering 400 bad_data: the selector cannot be parsed.
     with prom.running(tmp_path, []) as server:
-        source = sources.PrometheusSource(server.url)
+        source = sources.PrometheusSource(server.url, settings_mod.OperatorSettings())
         assert source.read(namespace=NAMESPACE, deployment="iris") == {}
         with pytest.raises(sources.SourceError, match="400"):
             source.read(namespace='ml"', deployment="iris")
@@ -338,11 +340,20 @@ def test_a_query_prometheus_refuses_is_a_source_error(tmp_path: Path) -> None:
 def test_a_prometheus_that_does_not_answer_is_a_source_error() -> None:
     dead = f"http://127.0.0.1:{ports.free_port()}"
     with pytest.raises(sources.SourceError, match="api/v1/query"):
-        sources.PrometheusSource(dead).read(namespace=NAMESPACE, deployment="iris")
+        sources.PrometheusSource(dead, settings_mod.OperatorSettings()).read(
+            namespace=NAMESPACE, deployment="iris"
+        )
 
 
-def test_the_metrics_source_setting_picks_the_source() -> None:
-    assert isinstance(sources.make_source("router"), sources.StatsSource)
-    assert isinstance(sources.make_source("http://prometheus:9090"), sources.PrometheusSource)
-    with pytest.raises(ValueError, match="metrics source"):
-        sources.make_source("statsd")
+def test_the_metrics_source_setting_picks_the_source_and_refuses_anything_else_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    router = sources.make_source(settings_mod.OperatorSettings(metrics_source="router"))
+    assert isinstance(router, sources.StatsSource)
+    url = "http://prometheus:9090"
+    prometheus = sources.make_source(settings_mod.OperatorSettings(metrics_source=url))
+    assert isinstance(prometheus, sources.PrometheusSource)
+    assert prometheus.base_url == url
+    monkeypatch.setenv("MODELPILOT_OPERATOR_METRICS_SOURCE", "statsd")
+    with pytest.raises(errors.InputError, match=r"^MODELPILOT_OPERATOR_METRICS_SOURCE: .*statsd"):
+        config.load(settings_mod.OperatorSettings)

@@ -10,20 +10,19 @@ with a deadline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.experiment import inforce, simulate
 from modelpilot.testing import controlplane
 from tests.operator import conftest as op
@@ -177,18 +176,10 @@ def _variant(status: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-@contextlib.contextmanager
-def stats_env(urls: list[str]) -> Iterator[None]:
-    key = "MODELPILOT_EXPERIMENT_STATS_URLS"
-    previous = os.environ.get(key)
-    os.environ[key] = json.dumps({"iris": urls})
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = previous
+def reading(stats: StatsServer, tracking_uri: str, namespace: str) -> settings_mod.OperatorSettings:
+    """The test operator's settings, its Experiment loop reading deployment iris's counters from
+    `stats` (the operator's `stats_urls`: built once the server's URLs are known)."""
+    return op.operator_settings(tracking_uri, namespace, stats_urls={"iris": stats.urls})
 
 
 def start_deployment(
@@ -224,11 +215,9 @@ def test_a_better_challenger_is_promoted_and_the_deployment_then_serves_it_with_
         seed=17,
         latency_p99_ms={"stable": 40.0, "challenger": 45.0},
     )
-    settings = op.operator_settings(tracking_uri, namespace)
     with (
         StatsServer(traffic) as stats,
-        stats_env(stats.urls),
-        op.kopf_operator(settings, operator_kubeconfig),
+        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
     ):
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(control_plane, namespace, registered_model)
@@ -316,11 +305,9 @@ def test_a_challenger_breaching_the_error_guardrail_is_rolled_back_within_one_in
         seed=5,
         error_rates={"stable": 0.001, "challenger": 0.30},
     )
-    settings = op.operator_settings(tracking_uri, namespace)
     with (
         StatsServer(traffic) as stats,
-        stats_env(stats.urls),
-        op.kopf_operator(settings, operator_kubeconfig),
+        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
     ):
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(control_plane, namespace, registered_model)
@@ -365,11 +352,9 @@ def test_under_reported_requests_raise_a_sample_ratio_alarm_that_pauses_the_expe
         requests_per_interval=600,
         seed=23,
     )
-    settings = op.operator_settings(tracking_uri, namespace)
     with (
         StatsServer(traffic) as stats,
-        stats_env(stats.urls),
-        op.kopf_operator(settings, operator_kubeconfig),
+        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
     ):
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(
@@ -460,7 +445,7 @@ def test_killing_the_operator_between_updates_loses_and_doubles_no_count_and_sti
             "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(op.RESYNC_SECONDS),
             "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
             "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-            "MODELPILOT_EXPERIMENT_STATS_URLS": json.dumps({"iris": stats.urls}),
+            "MODELPILOT_OPERATOR_STATS_URLS": json.dumps({"iris": stats.urls}),
         }
         command = [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"]
         log = (tmp_path / "operator.log").open("wb")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,20 +51,12 @@ def an_experiment(
 
 
 @contextlib.contextmanager
-def zero_traffic_stats() -> Iterator[None]:
-    """Every deployment's routers read as one real `/stats` endpoint that saw no traffic."""
+def zero_traffic_stats() -> Iterator[dict[str, list[str]]]:
+    """Every deployment's routers read as one real `/stats` endpoint that saw no traffic: yields
+    the operator's `stats_urls` setting."""
     traffic = simulate.Traffic(reward_rates={"stable": 0.1}, requests_per_interval=0, seed=1)
-    key = "MODELPILOT_EXPERIMENT_STATS_URLS"
-    previous = os.environ.get(key)
     with exp_tests.StatsServer(traffic) as stats:
-        os.environ[key] = json.dumps({"*": stats.urls})
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = previous
+        yield {"*": stats.urls}
 
 
 def status_of(plane: controlplane.ControlPlane, namespace: str, name: str) -> dict[str, Any]:
@@ -125,8 +116,13 @@ def test_thirty_running_experiments_leave_the_operator_free_to_make_a_new_deploy
     registered_model: op.RegisteredModel,
 ) -> None:
     count = 30  # more than the 20 threads of kopf's pool (settings.workers)
-    settings = op.operator_settings(tracking_uri, namespace)
-    with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
+    with (
+        zero_traffic_stats() as stats_urls,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
+            operator_kubeconfig,
+        ),
+    ):
         names = [f"md-{i:02d}" for i in range(count)]
         apply_all(
             control_plane,
@@ -176,8 +172,13 @@ def test_an_experiment_created_before_its_deployment_waits_then_starts_when_it_a
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    settings = op.operator_settings(tracking_uri, namespace)
-    with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
+    with (
+        zero_traffic_stats() as stats_urls,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
+            operator_kubeconfig,
+        ),
+    ):
         op.apply_yaml(
             control_plane,
             an_experiment("early", deployment="iris", model=registered_model.name),
@@ -230,8 +231,13 @@ def test_a_second_experiment_on_one_deployment_waits_untouched_and_starts_when_t
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    settings = op.operator_settings(tracking_uri, namespace)
-    with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
+    with (
+        zero_traffic_stats() as stats_urls,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
+            operator_kubeconfig,
+        ),
+    ):
         exp_tests.start_deployment(control_plane, namespace, registered_model)
         # The first ends by itself after its maxDuration (Concluded); created first, it wins.
         op.apply_yaml(
@@ -295,8 +301,13 @@ def test_deleting_the_deployment_stops_its_experiment_and_removes_the_challenger
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    settings = op.operator_settings(tracking_uri, namespace)
-    with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
+    with (
+        zero_traffic_stats() as stats_urls,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
+            operator_kubeconfig,
+        ),
+    ):
         exp_tests.start_deployment(control_plane, namespace, registered_model)
         op.apply_yaml(
             control_plane,
@@ -383,8 +394,13 @@ def test_applying_the_examples_directory_in_one_go_leaves_no_experiment_failed(
         and order.index(("Experiment", d["metadata"]["name"]))
         < order.index(("ModelDeployment", d["spec"]["deploymentRef"]))
     ]
-    settings = op.operator_settings(tracking_uri, namespace)
-    with zero_traffic_stats(), op.kopf_operator(settings, operator_kubeconfig):
+    with (
+        zero_traffic_stats() as stats_urls,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
+            operator_kubeconfig,
+        ),
+    ):
         control_plane.kubectl("apply", "-n", namespace, "-f", str(REPO / "manifests" / "examples"))
 
         def settled() -> Any:

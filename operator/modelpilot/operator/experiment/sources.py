@@ -5,10 +5,13 @@ counters *per source* (one router pod, one URL, one Prometheus series' `pod`/`in
 variant, so that `counts.increments` can recognise a restarted router by its counter going down.
 
     StatsSource       GET <url>/stats of every router pod (found by label) or of the URLs given in
-                      `MODELPILOT_EXPERIMENT_STATS_URLS` (local runs, tests).
+                      setting `stats_urls` (MODELPILOT_OPERATOR_STATS_URLS: local runs, tests).
     PrometheusSource  instant queries of the router counters of docs/architecture.md, one result
                       per series (not summed: a reset must stay visible per pod), plus the p99
                       latency from the histogram over `latency_window`.
+
+Both take the operator's settings (`operator.settings.OperatorSettings`: `stats_urls`,
+`metrics_timeout_seconds`, `latency_window`) as an argument and never read the environment.
 
 The sum of squared rewards is read where the routers report it (`reward_sum_squares` in `/stats`,
 `modelpilot_router_reward_sum_squares_total`); a router of an earlier version reports none, which
@@ -30,12 +33,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
-import pydantic
-import pydantic_settings
 
 from modelpilot.api import constants
 from modelpilot.api import stats as stats_contract
 from modelpilot.kube import apply
+from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.experiment import counts as counts_mod
 
 ROUTER_ADMIN_PORT = constants.ADMIN_PORT
@@ -54,25 +56,6 @@ def _admin_port(pod: Mapping[str, Any]) -> int:
 
 class SourceError(RuntimeError):
     """The counters could not be read; retry later."""
-
-
-class ExperimentSettings(pydantic_settings.BaseSettings):
-    """Settings of the experiment loop's metrics sources (`MODELPILOT_EXPERIMENT_*`)."""
-
-    model_config = pydantic_settings.SettingsConfigDict(
-        env_prefix="MODELPILOT_EXPERIMENT_", extra="ignore", frozen=True
-    )
-
-    stats_urls: dict[str, list[str]] = pydantic.Field(default_factory=dict)
-    """Router `/stats` URLs by ModelDeployment (`name` or `namespace/name`; `*` for any), as a JSON
-    object. When a deployment has URLs here they are used instead of discovering router pods:
-    for an operator running outside the cluster, and for tests."""
-
-    timeout_seconds: float = pydantic.Field(default=5.0, gt=0)
-    """HTTP timeout of one read."""
-
-    latency_window: str = pydantic.Field(default="5m", pattern=r"^[0-9]+[smh]$")
-    """PromQL range of the p99 latency (`histogram_quantile` over `rate(...[window])`)."""
 
 
 class Source(Protocol):
@@ -111,8 +94,8 @@ def parse_stats(doc: object, *, where: str) -> dict[str, counts_mod.VariantCount
 class StatsSource:
     """The routers' `/stats` JSON, one source per router pod (or per configured URL)."""
 
-    def __init__(self, settings: ExperimentSettings | None = None) -> None:
-        self.settings = settings or ExperimentSettings()
+    def __init__(self, settings: settings_mod.OperatorSettings) -> None:
+        self.settings = settings
 
     def urls(self, *, namespace: str, deployment: str) -> dict[str, str]:
         """source name -> /stats URL."""
@@ -140,7 +123,7 @@ class StatsSource:
         if not urls:
             raise SourceError(f"no router of {namespace}/{deployment} to read /stats from")
         out: dict[str, dict[str, counts_mod.VariantCounts]] = {}
-        with httpx.Client(timeout=self.settings.timeout_seconds) as client:
+        with httpx.Client(timeout=self.settings.metrics_timeout_seconds) as client:
             for source, url in sorted(urls.items()):
                 try:
                     response = client.get(url)
@@ -169,9 +152,9 @@ def _series_source(metric: Mapping[str, str]) -> str:
 class PrometheusSource:
     """Instant queries of the router counters on the Prometheus HTTP API (`/api/v1/query`)."""
 
-    def __init__(self, base_url: str, settings: ExperimentSettings | None = None) -> None:
+    def __init__(self, base_url: str, settings: settings_mod.OperatorSettings) -> None:
         self.base_url = base_url.rstrip("/")
-        self.settings = settings or ExperimentSettings()
+        self.settings = settings
 
     def _query(self, client: httpx.Client, promql: str) -> Sequence[Mapping[str, Any]]:
         url = f"{self.base_url}/api/v1/query"
@@ -190,7 +173,7 @@ class PrometheusSource:
         selector = f'namespace="{namespace}",deployment="{deployment}"'
         raw: dict[str, dict[str, dict[str, float]]] = {}
         p99: dict[str, float] = {}
-        with httpx.Client(timeout=self.settings.timeout_seconds) as client:
+        with httpx.Client(timeout=self.settings.metrics_timeout_seconds) as client:
             for key, metric in _COUNTERS.items():
                 for sample in self._query(client, f"{metric}{{{selector}}}"):
                     labels = sample.get("metric") or {}
@@ -226,12 +209,9 @@ class PrometheusSource:
         }
 
 
-def make_source(metrics_source: str, settings: ExperimentSettings | None = None) -> Source:
-    """`router` -> StatsSource; an http(s) URL -> PrometheusSource on that server."""
-    if metrics_source == "router":
+def make_source(settings: settings_mod.OperatorSettings) -> Source:
+    """`metrics_source` `router` -> StatsSource, else (a Prometheus http(s) URL: the settings
+    refuse anything else) -> PrometheusSource on that server."""
+    if settings.metrics_source == "router":
         return StatsSource(settings)
-    if metrics_source.startswith(("http://", "https://")):
-        return PrometheusSource(metrics_source, settings)
-    raise ValueError(
-        f"metrics source: expected 'router' or a Prometheus URL, got {metrics_source!r}"
-    )
+    return PrometheusSource(settings.metrics_source, settings)

@@ -125,7 +125,7 @@ def register(
     controller = experiment_pass.Controller(
         settings=settings,
         metrics=metrics,
-        source=source or sources.make_source(settings.metrics_source),
+        source=source or sources.make_source(settings),
     )
     shared = Loop()
     group, version = common.GROUP, common.VERSION
