@@ -112,7 +112,7 @@ def _write_status(
     md: dict[str, Any],
     *,
     drift: dict[str, Any] | None,
-    condition: tuple[str, str, str],
+    condition: tuple[conditions.Status, str, str],
     now: str,
 ) -> None:
     """Merge-patch status.drift and the DriftDetected condition, retrying on a stale version."""
@@ -121,15 +121,16 @@ def _write_status(
     current = md
     for _attempt in range(5):
         previous = (current.get("status") or {}).get("conditions") or []
-        cond = status.build_condition(
-            status=condition[0],
-            reason=condition[1],
-            message=condition[2],
-            now=now,
-            generation=current["metadata"].get("generation"),
-            previous=previous,
-        )
-        patch: dict[str, Any] = {"conditions": status.merge_conditions(previous, cond)}
+        patch: dict[str, Any] = {
+            "conditions": status.build_conditions(
+                previous,
+                status=condition[0],
+                reason=condition[1],
+                message=condition[2],
+                now=now,
+                generation=current["metadata"].get("generation"),
+            )
+        }
         if drift is not None:
             patch["drift"] = drift
         body = {

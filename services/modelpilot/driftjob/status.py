@@ -3,7 +3,8 @@
 Pure. Design decision: the condition follows the cert-manager convention (type, status, reason,
 message, lastTransitionTime, observedGeneration) and `lastTransitionTime` moves only when the status
 flips, so `kubectl wait --for=condition=DriftDetected` and alerting on transitions behave; the other
-conditions in the list are carried over untouched (a merge patch replaces the list whole).
+conditions in the list are carried over untouched (a merge patch replaces the list whole). The rule
+is `api.conditions.set_condition`'s, the one both controllers use; not restated here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelpilot.api import constants
+from modelpilot.api import conditions, constants
 from modelpilot.stats import drift as drift_stats
 
 CONDITION = "DriftDetected"
@@ -55,40 +56,29 @@ def build_status_drift(summary: dict[str, Any]) -> dict[str, Any]:
     return {key: summary[key] for key in STATUS_FIELDS}
 
 
-def build_condition(
+def build_conditions(
+    previous: Sequence[Mapping[str, Any]],
     *,
-    status: str,
+    status: conditions.Status,
     reason: str,
     message: str,
     now: str,
     generation: int | None,
-    previous: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """The DriftDetected condition; the previous lastTransitionTime stays unless status flips."""
-    old = next((c for c in previous if c.get("type") == CONDITION), None)
-    since = old.get("lastTransitionTime", now) if old and old.get("status") == status else now
-    condition: dict[str, Any] = {
-        "type": CONDITION,
-        "status": status,
-        "reason": reason,
-        "message": message[:1024],
-        "lastTransitionTime": since,
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return condition
+) -> list[conditions.Condition]:
+    """`previous` with DriftDetected set by the one condition rule of `api.conditions` (its
+    lastTransitionTime stays unless the status flips; every other condition is kept as it was)."""
+    return conditions.set_condition(
+        previous,
+        type_=CONDITION,
+        status=status,
+        reason=reason,
+        message=message[:1024],
+        now=conditions.parse_timestamp(now),
+        generation=generation,
+    )
 
 
-def merge_conditions(
-    previous: Sequence[Mapping[str, Any]], condition: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """Replace the condition of the same type, keep every other condition as it was."""
-    out = [dict(c) for c in previous if c.get("type") != condition["type"]]
-    out.append(dict(condition))
-    return out
-
-
-def condition_for(report: drift_stats.DriftReport) -> tuple[str, str, str]:
+def condition_for(report: drift_stats.DriftReport) -> tuple[conditions.Status, str, str]:
     """(status, reason, message) of DriftDetected for a finished comparison."""
     drifted = report.drifted_features
     if drifted:

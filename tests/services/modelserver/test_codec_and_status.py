@@ -154,40 +154,25 @@ def test_the_condition_is_true_with_the_drifted_feature_named_and_false_without_
 
 
 def test_last_transition_time_moves_only_when_the_status_flips_and_other_conditions_stay() -> None:
-    ready = {"type": "Ready", "status": "True", "lastTransitionTime": "t0"}
-    first = status.build_condition(
-        status="True",
-        reason="DriftDetected",
-        message="m",
-        now="t1",
-        generation=3,
-        previous=[ready],
+    ready = {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    t1, t2, t3 = "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"
+    first = status.build_conditions(
+        [ready], status="True", reason="DriftDetected", message="m", now=t1, generation=3
     )
-    conditions = status.merge_conditions([ready], first)
-    same = status.build_condition(
-        status="True",
-        reason="DriftDetected",
-        message="m2",
-        now="t2",
-        generation=4,
-        previous=conditions,
+    same = status.build_conditions(
+        first, status="True", reason="DriftDetected", message="m2", now=t2, generation=4
     )
-    flipped = status.build_condition(
-        status="False",
-        reason="NoDrift",
-        message="m3",
-        now="t3",
-        generation=4,
-        previous=conditions,
+    flipped = status.build_conditions(
+        first, status="False", reason="NoDrift", message="m3" * 600, now=t3, generation=4
     )
-    assert first["lastTransitionTime"] == "t1"
-    assert same["lastTransitionTime"] == "t1"
-    assert flipped["lastTransitionTime"] == "t3"
-    assert [c["type"] for c in status.merge_conditions(conditions, flipped)] == [
-        "Ready",
-        "DriftDetected",
-    ]
-    assert first["observedGeneration"] == 3
+    assert first[0] == ready
+    assert first[1]["lastTransitionTime"] == t1
+    assert first[1]["observedGeneration"] == 3
+    assert same[1]["lastTransitionTime"] == t1
+    assert (same[1]["message"], same[1]["observedGeneration"]) == ("m2", 4)
+    assert flipped[1]["lastTransitionTime"] == t3
+    assert len(flipped[1]["message"]) == 1024
+    assert [c["type"] for c in flipped] == ["Ready", "DriftDetected"]
 
 
 def test_status_drift_holds_only_the_fields_of_the_crd_and_gauges_cover_every_feature() -> None:
