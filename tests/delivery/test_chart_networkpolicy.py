@@ -94,7 +94,55 @@ def test_without_namespaces_the_policies_go_where_the_operator_deploys(render_ch
     assert {ns for ns, _ in _policies(render_chart(sets=scoped, namespace="mp"))} == {"models"}
 
 
-def test_only_routers_and_drift_jobs_reach_the_model_servers_and_only_on_their_port(
+def _rules_by_port(spec: dict[str, Any]) -> dict[str, list[dict[str, Any] | None]]:
+    """Port name -> the peers of every rule that opens it (None: a rule open to anyone)."""
+    out: dict[str, list[dict[str, Any] | None]] = {}
+    for rule in spec["ingress"]:
+        for port in rule["ports"]:
+            assert port["protocol"] == "TCP"
+            out.setdefault(port["port"], []).extend(rule.get("from") or [None])
+    return out
+
+
+def _who(peers: list[dict[str, Any] | None], objects: dict[str, dict[str, str]]) -> list[str]:
+    """Which of the named pods (in the policy's own namespace) some peer lets in."""
+    return [
+        name
+        for name, labels in objects.items()
+        if any(
+            p is None or ("podSelector" in p and _selects(p["podSelector"], labels)) for p in peers
+        )
+    ]
+
+
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+def test_every_port_the_policies_name_is_a_port_the_operator_s_pods_name() -> None:
+    """Named ports resolve against the pods' container ports: a name that is not there opens
+    nothing (the model servers' and routers' `admin` port is constants.ADMIN_PORT)."""
+    from modelpilot.api import constants
+
+    for build in (
+        workloads.build_model_server_deployment(
+            MD,
+            variant="stable",
+            model={"name": "iris", "version": "1"},
+            replicas=1,
+            settings=SETTINGS,
+        ),
+        workloads.build_router_deployment(MD, settings=SETTINGS),
+    ):
+        (container,) = build["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["http"] == constants.CONTAINER_PORT
+        assert ports["admin"] == constants.ADMIN_PORT
+
+
+def test_model_servers_take_inference_from_routers_only_and_admin_reads_from_drift_jobs_only(
     render_chart: Any,
 ) -> None:
     spec = _policies(render_chart(VALUES))[("ml-team", "servers")]
@@ -102,41 +150,54 @@ def test_only_routers_and_drift_jobs_reach_the_model_servers_and_only_on_their_p
     assert _selects(spec["podSelector"], CHALLENGER)  # an experiment's variants too
     assert not _selects(spec["podSelector"], ROUTER)
     assert spec["policyTypes"] == ["Ingress"]
-    workload_rule, metrics_rule = spec["ingress"]
-    peers = workload_rule["from"]
-    assert len(peers) == 2
-    assert all(set(p) == {"podSelector"} for p in peers)  # this namespace only
-    allowed = [
-        name
-        for name, labels in (("router", ROUTER), ("drift", DRIFT), ("server", SERVER))
-        if any(_selects(p["podSelector"], labels) for p in peers)
-    ]
-    assert allowed == ["router", "drift"]
-    # The named port is the model server's only container port.
-    (port,) = workload_rule["ports"]
-    assert port == {"port": "http", "protocol": "TCP"}
-    assert metrics_rule["from"][0]["podSelector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "prometheus"
-    }
+    by_port = _rules_by_port(spec)
+    assert set(by_port) == {"http", "admin"}  # no grpcClients in these values: gRPC closed
+    pods = {"router": ROUTER, "drift": DRIFT, "server": SERVER}
+    # Inference: the routers of this namespace, nobody else (not the drift job, not Prometheus).
+    assert all(set(p or {}) == {"podSelector"} for p in by_port["http"])  # this namespace only
+    assert _who(by_port["http"], pods) == ["router"]
+    assert PROMETHEUS not in by_port["http"]
+    # /drift/window and /metrics: the drift jobs and the monitoring listed, never the routers.
+    assert _who(by_port["admin"], pods) == ["drift"]
+    assert PROMETHEUS in by_port["admin"]
+    assert None not in by_port["http"] + by_port["admin"]  # no rule open to anyone
 
 
-def test_the_routers_take_the_listed_clients_and_the_operator_only(render_chart: Any) -> None:
+def test_routers_take_inference_from_the_clients_and_admin_reads_from_the_operator_only(
+    render_chart: Any,
+) -> None:
     objects = render_chart(VALUES, namespace="mp")
     spec = _policies(objects)[("ml-team", "routers")]
     assert _selects(spec["podSelector"], ROUTER)
-    (rule,) = spec["ingress"]
-    operator_peer, clients = rule["from"]
-    assert operator_peer["namespaceSelector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": "mp"
-    }
+    by_port = _rules_by_port(spec)
+    assert set(by_port) == {"http", "admin"}
+    clients = {"namespaceSelector": {"matchLabels": {"team": "web"}}}
+    assert by_port["http"] == [clients]  # the clients: inference and /feedback only
     operator = next(
         o
         for o in objects
         if o["kind"] == "Deployment"
         and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
     )
+    operator_peer, monitoring = by_port["admin"]
+    assert operator_peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "mp"
+    }
     assert _selects(operator_peer["podSelector"], _pod_labels(operator))
-    assert clients == {"namespaceSelector": {"matchLabels": {"team": "web"}}}
+    assert monitoring == PROMETHEUS
+    assert clients not in by_port["admin"]  # /stats is not the clients' to read
+
+
+def test_without_router_clients_anyone_may_call_inference_but_not_read_stats(
+    render_chart: Any,
+) -> None:
+    spec = _policies(render_chart(sets=("networkPolicy.enabled=true",), namespace="mp"))[
+        ("mp", "routers")
+    ]
+    by_port = _rules_by_port(spec)
+    assert by_port["http"] == [None]
+    (operator_peer,) = by_port["admin"]  # no monitoring listed: the operator alone
+    assert operator_peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
 
 
 def test_the_drift_jobs_take_no_traffic_at_all(render_chart: Any) -> None:

@@ -411,11 +411,12 @@ def test_install_bundle_is_the_current_rendering_of_the_chart(helm: Path) -> Non
     }
 
 
-def test_pod_monitor_selects_the_pods_the_operator_builds_on_their_metrics_port(
+def test_pod_monitor_selects_the_pods_the_operator_builds_on_their_admin_port(
     render_chart: Any,
 ) -> None:
     # The PodMonitor and the operator's builders must agree on labels and the port name, or the
     # serving dashboards and the ModelpilotModelServerDown alert see nothing.
+    from modelpilot.api import constants
     from modelpilot.operator.builders import workloads
 
     pod_monitor = _one(render_chart(CHART / "ci" / "monitoring-values.yaml"), "PodMonitor")
@@ -448,8 +449,14 @@ def test_pod_monitor_selects_the_pods_the_operator_builds_on_their_metrics_port(
         assert selector["matchLabels"].items() <= labels.items()
         for expression in selector["matchExpressions"]:
             assert labels[expression["key"]] in expression["values"]
-        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
-        assert endpoint["port"] in ports
+        ports = {
+            p["name"]: p["containerPort"]
+            for c in template["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
+        # /metrics is served on the admin port only (issue 15).
+        assert endpoint["port"] == constants.ADMIN_PORT_NAME
+        assert ports[endpoint["port"]] == constants.ADMIN_PORT
         assert labels["modelpilot.io/deployment"] == "iris"  # becomes the `deployment` label
     assert built[0]["spec"]["template"]["metadata"]["labels"]["modelpilot.io/variant"] == "stable"
     assert endpoint["path"] == "/metrics"
