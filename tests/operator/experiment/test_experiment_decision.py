@@ -482,6 +482,13 @@ def test_durations_are_read_as_go_durations() -> None:
     assert spec_mod.parse_duration("24h", field="f") == 86400
 
 
+def test_the_update_interval_falls_back_to_the_crd_default_when_absent_or_invalid() -> None:
+    assert spec_mod.update_interval({"policy": {"updateInterval": "2s"}}) == 2.0
+    assert spec_mod.update_interval({}) == 30.0
+    assert spec_mod.update_interval({"policy": {"updateInterval": "soon"}}) == 30.0
+    assert spec_mod.update_interval({"policy": "thompson"}) == 30.0
+
+
 def test_a_router_following_the_thompson_weights_raises_no_false_sample_ratio_alarm() -> None:
     # The router draws every request from the weights in force (P(best), bounded), which is what
     # `inforce.expected_shares` reads back from the routes document for the SRM test.

@@ -550,7 +550,7 @@ def completed(state: State) -> None:
     state.set_condition(
         COND_COMPLETED,
         status=done,
-        reason=state.phase if done else ("Paused" if state.paused else "Running"),
+        reason=state.phase if done else ("Paused" if state.paused else constants.RUNNING),
         message=state.decision["reason"]
         if done
         else (

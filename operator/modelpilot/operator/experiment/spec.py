@@ -85,6 +85,18 @@ def parse_duration(text: object, *, field: str) -> float:
     return total
 
 
+def update_interval(spec: Mapping[str, Any]) -> float:
+    """`spec.policy.updateInterval` in seconds; the CRD's default when it is absent or invalid
+    (an invalid spec fails its pass with InvalidSpec, but the daemon still needs a period)."""
+    field = "spec.policy.updateInterval"
+    policy = spec.get("policy")
+    given = policy.get("updateInterval") if isinstance(policy, Mapping) else None
+    try:
+        return parse_duration(given or crd.DEFAULT_UPDATE_INTERVAL, field=field)
+    except errors.InputError:
+        return parse_duration(crd.DEFAULT_UPDATE_INTERVAL, field=field)
+
+
 def _mapping(value: object, *, field: str) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -209,7 +221,7 @@ def parse_spec(spec: Mapping[str, Any]) -> ExperimentSpec:
         policy.get("epsilon", crd.EPSILON.default), crd.EPSILON, field="spec.policy.epsilon"
     )
     fixed: dict[str, int] = {}
-    if policy_type == "fixed":
+    if policy_type == constants.FIXED:
         # The CRD's shape: policy.stableWeight plus a weight on every challenger, summing to 100.
         stable_w = policy.get("stableWeight")
         if stable_w is None:

@@ -39,6 +39,7 @@ from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import meta
 from modelpilot.operator.experiment import admission, sources
+from modelpilot.operator.experiment import spec as spec_mod
 from modelpilot.operator.handlers import experiment_pass
 
 T = TypeVar("T")
@@ -175,7 +176,7 @@ def register(
             due = loop.time() >= deadline
             if due or state != acted_on:
                 if due:
-                    deadline = loop.time() + experiment_pass.interval_of(body.get("spec") or {})
+                    deadline = loop.time() + spec_mod.update_interval(body.get("spec") or {})
                 try:
                     phase = await shared.call(
                         controller.reconcile, namespace, name, verdict=verdict, step_due=due

@@ -55,7 +55,6 @@ COND_READY = "Ready"
 ANNOTATION_CHANGE_REASON = constants.ANNOTATION_CHANGE_REASON
 """On a ModelDeployment: `{"version": v, "reason": why}` (`modelpilot.operator.changereason`)."""
 PHASES = constants.PHASES
-DEFAULT_INTERVAL_SECONDS = 30.0
 
 
 def _now() -> dt.datetime:
@@ -125,17 +124,6 @@ def _traffic(status: Mapping[str, Any]) -> str:
 
 def _ready(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return conditions.get(status.get("conditions") or [], COND_READY)
-
-
-def interval_of(spec: Mapping[str, Any]) -> float:
-    """`spec.policy.updateInterval` in seconds (the default when unparseable)."""
-    try:
-        return spec_mod.parse_duration(
-            (spec.get("policy") or {}).get("updateInterval", "30s"),
-            field="spec.policy.updateInterval",
-        )
-    except errors.InputError:
-        return DEFAULT_INTERVAL_SECONDS
 
 
 class Controller:
@@ -528,7 +516,7 @@ class Controller:
                 self._promote(md, status, variant=action.variant, reason=action.message)
             elif action.kind == "roll-back" and action.variant:
                 # The loop acted by itself: routine, not a page.
-                _event(body, warning=False, reason="RolledBack", message=action.message)
+                _event(body, warning=False, reason=constants.ROLLED_BACK, message=action.message)
             elif action.kind == "pause":
                 # Adaptation stays frozen until someone fixes the reporting and edits the spec.
                 _event(body, warning=True, reason="SampleRatioMismatch", message=action.message)
@@ -580,7 +568,7 @@ class Controller:
         _event(
             md,
             warning=False,
-            reason="Promoted",
+            reason=constants.PROMOTED,
             message=f"experiment winner {variant}: model version {model.get('version')}",
         )
 
