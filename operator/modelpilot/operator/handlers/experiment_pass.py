@@ -22,7 +22,6 @@ passes: each pass reads the Experiment and its ModelDeployment from the API serv
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -32,6 +31,7 @@ import prometheus_client
 
 from modelpilot import errors
 from modelpilot.api import common, constants
+from modelpilot.api import routes as routes_contract
 from modelpilot.kube import apply
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
@@ -149,16 +149,18 @@ class Controller:
         md = apply.get(common.API_VERSION, "ModelDeployment", namespace=namespace, name=name)
         return None if md is None or md["metadata"].get("deletionTimestamp") else md
 
-    def _routes_in_force(self, namespace: str, md_name: str) -> dict[str, Any] | None:
+    def _routes_in_force(self, namespace: str, md_name: str) -> routes_contract.Routes | None:
+        """The routes document the routers follow, read as they read it (`api.routes.loads`);
+        None when there is none, or one they would refuse too (then no SRM test this time)."""
         cm = apply.get("v1", "ConfigMap", namespace=namespace, name=f"{md_name}-routes")
         raw = ((cm or {}).get("data") or {}).get(routes.ROUTES_KEY)
         if not raw:
             return None
         try:
-            doc: dict[str, Any] = json.loads(raw)
-        except json.JSONDecodeError:
+            return routes_contract.loads(raw)
+        except routes_contract.InvalidRoutes as exc:
+            _LOG.warning("%s/%s-routes: %s", namespace, md_name, exc)
             return None
-        return doc
 
     # ---- writing status -------------------------------------------------------------------
     def _patch_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
