@@ -98,6 +98,7 @@ class Demo:
         # Chosen up front: the operator, started before the router exists, is told where the
         # router's /stats will be (pods on the local plane have no reachable IP).
         self.router_port = ports.free_port()
+        self.router_admin_port = ports.free_port()  # /stats is on the admin port (issue 15)
         self.users: traffic_mod.Users | None = None
         self._t0: float | None = None
 
@@ -270,7 +271,7 @@ class Demo:
         else:
             env["MODELPILOT_OPERATOR_METRICS_SOURCE"] = "router"
             key = f"{self.o.namespace}/{self.o.deployment}"
-            stats = [f"http://127.0.0.1:{self.router_port}/stats"]
+            stats = [f"http://127.0.0.1:{self.router_admin_port}/stats"]
             env["MODELPILOT_OPERATOR_STATS_URLS"] = json.dumps({key: stats})
         child = self.sup.start(
             "operator", [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"], env=env
@@ -373,6 +374,7 @@ class Demo:
             tracking_uri=self.tracking_uri,
             state_dir=self.state,
             router_port=self.router_port,
+            router_admin_port=self.router_admin_port,
         )
         plane = self.plane
 
@@ -567,11 +569,12 @@ class Demo:
         raise TimeoutError(f"{what}: not reached within {timeout:.0f}s")
 
     def _stable_urls(self) -> list[str]:
-        """Where the drift job finds the stable model servers' windows on the local plane."""
+        """Where the drift job finds the stable model servers' windows on the local plane (their
+        admin ports)."""
         if self.plane is None:
             return []
         return [
-            r.url
+            r.admin_url
             for r in self.plane.by_component(localplane_mod.MODEL_SERVER)
             if r.ready and r.spec.variant == constants.STABLE
         ]
@@ -600,7 +603,7 @@ class Demo:
         if self.prometheus_url is None or self.plane is None:
             return
         procs = [
-            (r.spec.name, r.spec.component, r.spec.variant or "", r.port)
+            (r.spec.name, r.spec.component, r.spec.variant or "", r.admin_port)  # /metrics
             for r in self.plane.running.values()
         ]
         text = json.dumps(prometheus.build_targets(procs, namespace=self.o.namespace))

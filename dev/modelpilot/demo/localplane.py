@@ -42,10 +42,15 @@ class Running:
     port: int
     ready_path: str
     ready: bool = False
+    admin_port: int = 0  # /stats, /drift/window, /metrics (issue 15)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
 
 def _ready_path(deployment: dict[str, Any]) -> str:
@@ -76,6 +81,7 @@ class LocalPlane:
         tracking_uri: str,
         state_dir: Path,
         router_port: int | None = None,
+        router_admin_port: int | None = None,
         drain_seconds: float = 2.0,
     ) -> None:
         self.sup = supervisor
@@ -93,6 +99,7 @@ class LocalPlane:
         self.events: list[str] = []
         self._routes_text = ""
         self.router_port = router_port
+        self.router_admin_port = router_admin_port
 
     # -- queries --------------------------------------------------------------------------
     def by_component(self, component: str) -> list[Running]:
@@ -183,10 +190,16 @@ class LocalPlane:
             self._stop_now(self.running.pop(name), why="its pod template changed")
             current = None
         port = self.router_port if component == ROUTER and self.router_port else ports.free_port()
+        admin_port = (
+            self.router_admin_port
+            if component == ROUTER and self.router_admin_port
+            else ports.free_port()
+        )
         if component == MODEL_SERVER:
             overrides = {
                 "MODELPILOT_SERVER_HOST": "127.0.0.1",
                 "MODELPILOT_SERVER_PORT": str(port),
+                "MODELPILOT_SERVER_ADMIN_PORT": str(admin_port),
                 "MODELPILOT_SERVER_TRACKING_URI": self.tracking_uri,
                 "MLFLOW_TRACKING_URI": self.tracking_uri,
             }
@@ -194,6 +207,7 @@ class LocalPlane:
             overrides = {
                 "MODELPILOT_ROUTER_HOST": "127.0.0.1",
                 "MODELPILOT_ROUTER_PORT": str(port),
+                "MODELPILOT_ROUTER_ADMIN_PORT": str(admin_port),
                 "MODELPILOT_ROUTER_ROUTES_FILE": str(self.routes_file),
             }
         spec = wiring.build_local_process(
@@ -204,7 +218,9 @@ class LocalPlane:
         # A replacement's log and supervisor entry get a suffix; the first process is `name`.
         child_name = name if current is None else f"{name}.{self._generation}"
         child = self.sup.start(child_name, argv, env=spec.env)
-        run = Running(spec=spec, child=child, port=port, ready_path=_ready_path(dep))
+        run = Running(
+            spec=spec, child=child, port=port, ready_path=_ready_path(dep), admin_port=admin_port
+        )
         if current is not None:
             self.surging[name] = run  # the old one serves until this one is ready
             self.events.append(f"started {name} ({component}) on port {port} beside the old one")
