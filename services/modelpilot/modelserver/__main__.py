@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from modelpilot.modelserver import app, launch, settings
+from modelpilot.httpserver import launch
+from modelpilot.modelserver import app, settings
 
 PROG = "modelpilot-model-server"
 

@@ -22,7 +22,8 @@ import fastapi.exceptions
 import fastapi.responses
 import starlette.exceptions
 
-from modelpilot.modelserver import asgi, dataplane, errors, launch, oip, rest, settings
+from modelpilot.httpserver import asgi, launch
+from modelpilot.modelserver import dataplane, errors, oip, rest, settings
 
 # The OpenAPI description of the inference bodies (they are parsed in `rest`, not by pydantic).
 _TENSOR = {

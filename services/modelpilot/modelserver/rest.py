@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from modelpilot.modelserver import asgi, dataplane, errors, oip
+from modelpilot.httpserver import asgi
+from modelpilot.modelserver import dataplane, errors, oip
 
 HEADER_LENGTH = "inference-header-content-length"
 _INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")

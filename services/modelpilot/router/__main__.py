@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelpilot.modelserver import launch
+from modelpilot.httpserver import launch
 from modelpilot.router import app, headlimit, settings
 
 PROG = "modelpilot-router"

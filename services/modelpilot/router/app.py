@@ -20,7 +20,7 @@ import fastapi.responses
 import pydantic
 import starlette.exceptions
 
-from modelpilot.modelserver import asgi, launch
+from modelpilot.httpserver import asgi, launch
 from modelpilot.router import proxy, settings, sources, tokens
 
 _INFER_BODY = {
