@@ -43,11 +43,11 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries ## every test tier present (unit, services, control plane); sets itself up
-	$(PY) -m pytest -m "not kind and not e2e_long" $(PYTEST_ARGS)
+test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries ## every test tier present (unit, services, control plane, real pods on a real node); sets itself up
+	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: venv k8s-binaries node-binaries images ## the whole end-to-end tier on a real node, the long checks included (about 30 min)
+test-e2e: venv k8s-binaries node-binaries images ## the end-to-end tier alone on a real node (part of make test; ~12 min with warm caches, +5 min when the images rebuild)
 	$(PY) -m pytest tests/e2e -m "realnode" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
