@@ -3,7 +3,7 @@
 The demo strings together the work of several issues. When a part is missing, the step that needs
 it is reported as pending with the issue that brings it, instead of being faked. The one design
 decision: presence is checked by what the demo will actually call (a module that can be imported, a
-CLI group registered in `COMMANDS`, a manifest folder with files), never by a version number.
+command the CLI resolves, a manifest folder with files), never by a version number.
 """
 
 from __future__ import annotations
@@ -51,12 +51,10 @@ def _module(name: str) -> bool:
 
 
 def _subcommand(group: str, name: str) -> bool:
-    """Is `modelpilot GROUP NAME` registered? (imports the group's module, not its work)"""
-    if group not in cli_main.COMMANDS:
-        return False
-    module, attr = cli_main.COMMANDS[group]
+    """Is `modelpilot GROUP NAME` registered? Asked of the CLI itself, so the commands other
+    distributions add as entry points count (imports the group's module, not its work)."""
     try:
-        command = getattr(importlib.import_module(module), attr)
+        command = cli_main.cli.get_command(click.Context(cli_main.cli), group)
     except (ImportError, AttributeError):
         return False
     return isinstance(command, click.Group) and name in command.commands
@@ -75,7 +73,7 @@ def present(key: str, repo: Path) -> bool:
     if key == "rbac":
         return _yaml_files(repo / "manifests" / "rbac")
     if key == "operator":
-        return "operator" in cli_main.COMMANDS
+        return _subcommand("operator", "run")
     if key == "register":
         return _subcommand("models", "register")
     if key == "modelserver":
