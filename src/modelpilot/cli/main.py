@@ -109,10 +109,6 @@ def cli() -> None:
     watch drift."""
 
 
-EXIT_TEMPFAIL = 75
-"""sysexits.h EX_TEMPFAIL: a temporary failure; the caller is invited to retry."""
-
-
 def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="modelpilot", standalone_mode=False)
@@ -125,15 +121,16 @@ def main(argv: list[str] | None = None) -> Any:
         # Usage errors: one line naming the option, exit 2 (the POSIX convention click follows).
         click.echo(f"modelpilot: error: {exc.format_message()}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except errors.InputError as exc:
-        click.echo(f"modelpilot: error: {exc}", err=True)
-        sys.exit(2)
-    except errors.Unavailable as exc:
-        click.echo(f"modelpilot: error: {exc} (temporary; try again)", err=True)
-        sys.exit(EXIT_TEMPFAIL)
-    except errors.CheckFailed as exc:
-        click.echo(f"modelpilot: {exc}", err=True)
-        sys.exit(1)
+    except errors.ModelpilotError as exc:
+        # One translation of the one classification (`errors.kind_of`): the line and the status.
+        kind = errors.kind_of(exc)
+        if kind == "check":
+            click.echo(f"modelpilot: {exc}", err=True)
+        elif kind == "transient":
+            click.echo(f"modelpilot: error: {exc} (temporary; try again)", err=True)
+        else:
+            click.echo(f"modelpilot: error: {exc}", err=True)
+        sys.exit(errors.exit_code(exc))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from modelpilot import errors
 from modelpilot.api import constants
 from modelpilot.api import stats as stats_contract
 from modelpilot.kube import apply
@@ -54,8 +55,8 @@ def _admin_port(pod: Mapping[str, Any]) -> int:
     return ROUTER_ADMIN_PORT
 
 
-class SourceError(RuntimeError):
-    """The counters could not be read; retry later."""
+class SourceError(errors.Unavailable):
+    """The counters could not be read; retry later (transient: `errors.kind_of`)."""
 
 
 class Source(Protocol):

@@ -40,7 +40,7 @@ from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import meta
 from modelpilot.operator.experiment import admission, sources
 from modelpilot.operator.experiment import spec as spec_mod
-from modelpilot.operator.handlers import experiment_pass
+from modelpilot.operator.handlers import experiment_pass, failures
 
 T = TypeVar("T")
 _LOG = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def register(
         try:
             await shared.call(controller.stop, body)
         except apply.KubeError as exc:
-            raise kopf.TemporaryError(f"restoring the routes failed: {exc}", delay=5) from exc
+            raise failures.for_kopf(exc, delay=5, what="restoring the routes failed") from exc
 
     @kopf.on.cleanup(registry=registry)
     async def experiment_cleanup(**_: Any) -> None:

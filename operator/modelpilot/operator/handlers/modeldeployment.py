@@ -51,6 +51,7 @@ from modelpilot.operator import changereason, conditions, mdstatus, owned, readi
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import desired, meta, routes
+from modelpilot.operator.handlers import failures
 from modelpilot.registry import client, resolve
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -215,21 +216,21 @@ class Controller:
             delay = min(
                 self.settings.registry_retry_seconds * 2**retry, self.settings.resync_seconds
             )
-            raise kopf.TemporaryError(str(exc), delay=delay) from exc
+            raise failures.for_kopf(exc, delay=delay) from exc
         except errors.InputError as exc:  # ModelNotFound, or a spec the CRD let through
             self.metrics.reconcile_errors_total.labels(kind=KIND).inc()
             reason = "ModelNotFound" if isinstance(exc, client.ModelNotFound) else "InvalidSpec"
             self._degrade(body, existing, reason=reason, exc=exc, now=now, log=log)
             if trigger == "resync":
                 return  # the periodic check keeps looking: the alias or version may appear later
-            raise kopf.PermanentError(str(exc)) from exc
+            raise failures.for_kopf(exc) from exc
         try:
             self._converge(body, model=model, trigger=trigger, now=now, snapshot=snapshot, log=log)
         except apply.KubeError as exc:
             self.metrics.reconcile_errors_total.labels(kind=KIND).inc()
             log.warning("applying the desired objects failed: %s", exc)
-            raise kopf.TemporaryError(
-                f"applying the desired objects failed: {exc}", delay=5
+            raise failures.for_kopf(
+                exc, delay=5, what="applying the desired objects failed"
             ) from exc
 
     def _resolve(self, reference: Mapping[str, Any], *, tracking_uri: str) -> resolve.ResolvedModel:
