@@ -26,8 +26,9 @@ import logging
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -140,24 +141,28 @@ def pod_urls(*, namespace: str, deployment: str, variant: str = constants.STABLE
         f"{constants.LABEL_COMPONENT}={constants.COMPONENT_MODEL_SERVER},"
         f"{constants.LABEL_DEPLOYMENT}={deployment},{constants.LABEL_VARIANT}={variant}"
     )
-    urls = []
-    for pod in kube_apply.list_objects("v1", "Pod", namespace=namespace, selector=selector):
-        status = pod.get("status", {})
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions", [])
-        )
-        ip = status.get("podIP")
-        if not ready or not ip:
-            continue
-        port = POD_PORT
-        for container in pod.get("spec", {}).get("containers", []):
-            for p in container.get("ports", []) or []:
-                if p.get("name") == constants.ADMIN_PORT_NAME:
-                    port = int(p["containerPort"])
-        host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986 brackets)
-        urls.append(f"http://{host}:{port}")
-    return urls
+    pods = kube_apply.list_objects("v1", "Pod", namespace=namespace, selector=selector)
+    return [url for url in map(pod_url, pods) if url is not None]
+
+
+def pod_url(pod: Mapping[str, Any]) -> str | None:
+    """The window base URL of one model-server pod: its IP and the port it names `admin` (where
+    `/drift/window` is served, issue 15; `POD_PORT` when unnamed); None until it is Ready."""
+    status = pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    ip = status.get("podIP")
+    if not ready or not ip:
+        return None
+    port = POD_PORT
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for p in container.get("ports") or []:
+            if p.get("name") == constants.ADMIN_PORT_NAME and p.get("containerPort"):
+                port = int(p["containerPort"])
+    host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986 brackets)
+    return f"http://{host}:{port}"
 
 
 def _printable(text: str, limit: int = 200) -> str:

@@ -172,7 +172,7 @@ class Routed:
         return self.source().read(namespace=NAMESPACE, deployment="iris")
 
     def stats(self, instance: str) -> dict[str, Any]:
-        doc: dict[str, Any] = httpx.get(self.routers[instance].url + "/stats").json()
+        doc: dict[str, Any] = httpx.get(self.routers[instance].admin + "/stats").json()
         return doc
 
     def drive(self, instance: str, *, requests: int, seed: int) -> None:
@@ -193,9 +193,12 @@ class Routed:
         old.proc.terminate()
         old.proc.wait(timeout=15)
         port = int(old.url.rsplit(":", 1)[1])
+        admin_port = int(old.admin.rsplit(":", 1)[1])  # where Prometheus scrapes it
         tmp = self.tmp / f"{instance}-restarted"
         tmp.mkdir()
-        new = self.stack.enter_context(svc.router_process(self.docs[instance], tmp, port=port))
+        new = self.stack.enter_context(
+            svc.router_process(self.docs[instance], tmp, port=port, admin_port=admin_port)
+        )
         self.routers[instance] = new
         return new
 
@@ -206,10 +209,13 @@ def routed(
 ) -> Iterator[Routed]:
     os.environ.setdefault("MLFLOW_TRACKING_URI", mlflow_server.tracking_uri)
     tmp = tmp_path_factory.mktemp("routed")
-    router_ports = {"router-a": ports.free_port(), "router-b": ports.free_port()}
+    # (inference port, admin port): Prometheus scrapes /metrics on the admin port (issue 15).
+    router_ports = {
+        name: (ports.free_port(), ports.free_port()) for name in ("router-a", "router-b")
+    }
     job = prom.ScrapeJob(
         "modelpilot-router",
-        {name: f"127.0.0.1:{port}" for name, port in router_ports.items()},
+        {name: f"127.0.0.1:{admin}" for name, (_, admin) in router_ports.items()},
         labels={"namespace": NAMESPACE},
     )
     with contextlib.ExitStack() as stack:
@@ -227,10 +233,12 @@ def routed(
             "router-b": svc.routes_doc(backend.url, dead, weights=(80, 20)),
         }
         routers = {}
-        for name, port in router_ports.items():
+        for name, (port, admin) in router_ports.items():
             (tmp / name).mkdir()
             routers[name] = stack.enter_context(
-                svc.router_process(docs[name], tmp / name, port=port, seed=len(routers))
+                svc.router_process(
+                    docs[name], tmp / name, port=port, admin_port=admin, seed=len(routers)
+                )
             )
         rows = model.features.head(30).to_dict(orient="records")
         yield Routed(server, routers, docs, rows, tmp, stack)

@@ -46,13 +46,20 @@ ROUTER_ADMIN_PORT = constants.ADMIN_PORT
 name it (`constants.ADMIN_PORT_NAME`)."""
 
 
-def _admin_port(pod: Mapping[str, Any]) -> int:
-    """The port the router pod names `admin`: the one its NetworkPolicy opens to the operator."""
+def stats_url(pod: Mapping[str, Any]) -> str | None:
+    """`/stats` of one router pod: its IP and the port it names `admin` (the one its NetworkPolicy
+    opens to the operator; `ROUTER_ADMIN_PORT` when unnamed); None until it runs with an IP."""
+    status = pod.get("status") or {}
+    ip = status.get("podIP")
+    if not ip or status.get("phase") != "Running":
+        return None
+    port = ROUTER_ADMIN_PORT
     for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == constants.ADMIN_PORT_NAME and port.get("containerPort"):
-                return int(port["containerPort"])
-    return ROUTER_ADMIN_PORT
+        for named in container.get("ports") or []:
+            if named.get("name") == constants.ADMIN_PORT_NAME and named.get("containerPort"):
+                port = int(named["containerPort"])
+    host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986)
+    return f"http://{host}:{port}/stats"
 
 
 class SourceError(errors.Unavailable):
@@ -113,10 +120,9 @@ class StatsSource:
         )
         out = {}
         for pod in pods:
-            ip = (pod.get("status") or {}).get("podIP")
-            if ip and (pod.get("status") or {}).get("phase") == "Running":
-                host = f"[{ip}]" if ":" in ip else ip  # an IPv6 pod address (RFC 3986)
-                out[pod["metadata"]["name"]] = f"http://{host}:{_admin_port(pod)}/stats"
+            url = stats_url(pod)
+            if url is not None:
+                out[pod["metadata"]["name"]] = url
         return out
 
     def read(self, *, namespace: str, deployment: str) -> counts_mod.Observed:
