@@ -7,18 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from modelpilot.cli import main as cli_main
 from modelpilot.stats import regret
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        cli_main.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run
 
 
 def test_simulate_json_has_the_documented_keys_and_equals_the_library(

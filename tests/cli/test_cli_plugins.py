@@ -9,16 +9,7 @@ import importlib.metadata
 import pytest
 
 from modelpilot.cli import main as cli_main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        cli_main.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run
 
 
 def test_each_plugin_command_is_an_entry_point_of_the_distribution_that_owns_its_code() -> None:

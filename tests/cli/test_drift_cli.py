@@ -12,17 +12,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from modelpilot.cli import main as cli_main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        cli_main.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run
 
 
 @pytest.fixture

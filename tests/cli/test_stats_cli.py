@@ -10,17 +10,7 @@ import pytest
 import scipy.stats
 from statsmodels.stats import proportion as sm_proportion
 
-from modelpilot.cli import main as cli_main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        cli_main.main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run
 
 
 def test_sample_size_json_is_the_closed_form(capsys: pytest.CaptureFixture[str]) -> None:
