@@ -189,3 +189,25 @@ def test_the_drift_job_reads_the_window_on_the_admin_port_and_skips_an_inference
     assert summary["windows"] == 1
     assert summary["rows"] >= 100
     assert summary["skipped"][served_iris.url].startswith("http_status")
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable"),
+    [
+        (["serve", "router", "--routes-file", "/nonexistent.json"], "MODELPILOT_ROUTER_ADMIN_PORT"),
+        (["serve", "model", "--model-uri", "models:/iris/1"], "MODELPILOT_SERVER_ADMIN_PORT"),
+    ],
+    ids=["router", "model-server"],
+)
+def test_an_admin_port_equal_to_the_inference_port_is_refused_naming_the_flag(
+    argv: list[str], variable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelpilot.testing import ports
+
+    port = str(ports.free_port())
+    with pytest.raises(SystemExit) as info:
+        cli_main.main([*argv, "--port", port, "--admin-port", port])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--admin-port ({variable})" in err
+    assert "also the inference port" in err

@@ -24,6 +24,12 @@ from modelpilot import config
 @click.option("--variant", default=None, help="Variant name (metric label).")
 @click.option("--host", default=None, help="Address to listen on.")
 @click.option("--port", type=int, default=None, help="Port to listen on.")
+@click.option(
+    "--admin-port",
+    type=int,
+    default=None,
+    help="Port of /drift/window and /metrics (not the inference port).",
+)
 def model(**values: Any) -> None:
     """Serve one registered model: OIP v2, /predict, /drift/window, /metrics."""
     from modelpilot.modelserver import __main__ as entry

@@ -21,6 +21,12 @@ from modelpilot import config
 @click.option("--deployment", default=None, help="ModelDeployment name (metric label).")
 @click.option("--host", default=None, help="Address to listen on.")
 @click.option("--port", type=int, default=None, help="Port to listen on.")
+@click.option(
+    "--admin-port",
+    type=int,
+    default=None,
+    help="Port of /stats, /routes and /metrics (not the inference port).",
+)
 def router(**values: Any) -> None:
     """Run the router in front of the variants named in the routes."""
     from modelpilot.router import __main__ as entry
