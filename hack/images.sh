@@ -2,6 +2,8 @@
 # Build (or reuse) the five modelpilot images from the one Dockerfile, and the archive a node's
 # containerd imports:
 #   ghcr.io/modelpilot/{modelpilot,operator,model-server,router,drift}:<chart appVersion>
+# Each image holds only its own distributions and their dependencies (Dockerfile; issue 14, item
+# 5): they share the base and the runtime layer, not the Python environment.
 #
 # Engine: Docker when a Docker engine answers, otherwise podman (Debian's podman 4.3 with runc,
 # installed with apt when missing, as root). IMAGE_ENGINE=docker|podman forces one.
@@ -10,9 +12,10 @@
 # imported as localhost/modelpilot-base:bookworm-<key> and passed as the Dockerfile's PYTHON_IMAGE.
 # PYTHON_IMAGE=python:3.11-slim-bookworm (or any) uses a registry base instead.
 # Cache: ${MODELPILOT_CACHE:-$HOME/.cache/modelpilot}/images/<key>/, where <key> hashes the
-# Dockerfile, .dockerignore, pyproject.toml, README.md, every file under src/ operator/ services/
-# (a snapshot of them is the build context), this script and the base. It holds images.tar (one multi-image docker-archive: the five images
-# share their layers, so one copy) and sizes.txt. A warm machine (stamp present and the engine has
+# Dockerfile, .dockerignore, pyproject.toml, README.md, every file under src/ operator/ services/,
+# hack/images/requirements.py (a snapshot of them is the build context), this script and the base.
+# It holds images.tar (one multi-image docker-archive: shared layers stored once) and sizes.txt.
+# A warm machine (stamp present and the engine has
 # the five tags) does no work; an engine that lost its images loads them back from images.tar.
 # A flock makes concurrent callers wait for one build.
 #
@@ -52,7 +55,7 @@ while (($#)); do
     --print-archive) MODE=archive ;;
     --force) FORCE=1 ;;
     --quiet) QUIET=1 ;;
-    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "images.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -109,7 +112,7 @@ base_key() {
 # The build context is a snapshot (a copy of exactly what the Dockerfile copies, made once):
 # every target is built from the same bytes, so the four after the first are layer-cache hits
 # even while people edit the work tree, and the key describes what was built.
-CONTEXT_FILES=(Dockerfile .dockerignore pyproject.toml README.md src operator services)
+CONTEXT_FILES=(Dockerfile .dockerignore pyproject.toml README.md src operator services hack/images/requirements.py)
 snapshot_context() {
   local dest="$1"
   (cd "${REPO}" && tar --exclude='__pycache__' --exclude='*.pyc' --exclude='*.egg-info' \
@@ -249,7 +252,7 @@ ensure_images() {
 
 print_sizes() {
   ((QUIET)) && return 0
-  log "images (uncompressed size; the five share every layer but their config):"
+  log "images (uncompressed size; they share the base and runtime layers, each has its own venv):"
   awk '{printf "[images]   %-45s %s\n", $1, $3}' "${DIR}/sizes.txt" >&2
   log "archive ${DIR}/images.tar $(du -h "${DIR}/images.tar" | cut -f1)"
 }

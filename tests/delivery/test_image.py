@@ -5,6 +5,11 @@ module the package really has, the runtime runs as a numeric non-root user, the 
 the operator's default images and the chart's values, and .dockerignore keeps the build context to
 what the Dockerfile copies.
 
+Each image installs only its own distributions (issue 14, item 5): the wheels it installs carry its
+entrypoint, no wheel carries the dev-only harnesses, and in the built images the router holds no
+MLflow, pandas, scipy or scikit-learn, the model server no Kubernetes client, kopf or training
+tooling.
+
 Then the five images themselves (marker `images`; `make images` builds them with podman from a
 Debian-package base, hack/images.sh): each runs as uid 10001 under a read-only root with only /tmp
 writable, the way the chart and the operator run them, and each entrypoint does its job: `mlflow
@@ -78,7 +83,7 @@ def test_every_entrypoint_runs_from_the_installed_package() -> None:
             continue
         assert argv[0] == "modelpilot", target
         if len(argv) > 1:
-            assert argv[1] in cli_main.COMMANDS, target
+            assert argv[1] in {*cli_main.COMMANDS, *cli_main.PLUGIN_GROUPS}, target
         # The console script itself answers --help for that command (exit 0, no traceback).
         proc = subprocess.run(
             [sys.executable, "-m", "modelpilot.cli.main", *argv[1:], "--help"],
@@ -96,7 +101,12 @@ def test_runtime_runs_as_a_numeric_non_root_user_with_a_writable_tmp_only() -> N
     assert users == ["10001:10001"]
     env = " ".join(line for line in runtime if line.upper().startswith("ENV "))
     assert "HOME=/tmp" in env  # the chart mounts /tmp as an emptyDir under a read-only root
-    assert not any(line.upper().startswith(("RUN ", "COPY ")) for line in _stages()["operator"])
+    for target in TARGETS:
+        # A target adds its own environment to the shared runtime, nothing else.
+        lines = _stages()[target]
+        assert not any(line.upper().startswith("RUN ") for line in lines), target
+        copies = [line for line in lines if line.upper().startswith("COPY ")]
+        assert copies == [f"COPY --from=venv-{target} /opt/modelpilot /opt/modelpilot"], target
 
 
 def test_image_names_match_the_operator_defaults_and_the_chart_values() -> None:
@@ -130,24 +140,38 @@ def test_dockerignore_keeps_the_context_to_what_the_dockerfile_copies() -> None:
         if line.startswith("COPY ") and "--from" not in line
         for part in line.split()[1:-1]
     }
-    assert copied == {"pyproject.toml", "README.md", "src", "operator", "services"}
+    assert copied == {
+        "pyproject.toml",
+        "README.md",
+        "src",
+        "operator",
+        "services",
+        "operator/pyproject.toml",
+        "services/pyproject.toml",
+        "hack/images/requirements.py",
+    }
     assert not copied & ignored
-    assert {".git", ".venv", "tests", "charts"} <= ignored
+    assert {".git", ".venv", "tests", "charts", "dev"} <= ignored
 
 
-def test_the_wheel_the_image_installs_carries_every_entrypoint(tmp_path: Path) -> None:
-    # The build stage runs `pip install --no-deps .`: build that same wheel and look inside it.
+IMAGE_DISTRIBUTIONS = {
+    "router": ("modelpilot", "modelpilot_services"),
+    "model-server": ("modelpilot", "modelpilot_services"),
+    "drift": ("modelpilot", "modelpilot_services"),
+    "operator": ("modelpilot", "modelpilot_operator"),
+    "modelpilot": ("modelpilot", "modelpilot_operator", "modelpilot_services"),
+}
+"""The product wheels each target installs (Dockerfile, its venv-<target> stage)."""
+
+
+def test_each_image_installs_the_wheels_that_carry_its_entrypoint_and_no_dev_code(
+    tmp_path: Path,
+) -> None:
+    # The wheels stage runs `pip wheel --no-deps . ./operator ./services`: build the same wheels.
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            str(REPO),
-            "-w",
-            str(tmp_path),
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path)),
+            *(str(REPO), str(REPO / "operator"), str(REPO / "services")),
         ],
         capture_output=True,
         text=True,
@@ -155,21 +179,37 @@ def test_the_wheel_the_image_installs_carries_every_entrypoint(tmp_path: Path) -
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    (wheel,) = tmp_path.glob("modelpilot-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "modelpilot = modelpilot.cli.main:main" in archive.read(entry_points).decode()
+    names: dict[str, set[str]] = {}
+    entry_points: dict[str, str] = {}
+    for wheel in tmp_path.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            dist = wheel.name.split("-")[0]
+            names[dist] = set(archive.namelist())
+            listing = next(n for n in names[dist] if n.endswith(".dist-info/entry_points.txt"))
+            entry_points[dist] = archive.read(listing).decode()
+    assert set(names) == {"modelpilot", "modelpilot_operator", "modelpilot_services"}
+    assert "modelpilot = modelpilot.cli.main:main" in entry_points["modelpilot"]
     for target in TARGETS:
+        installed = IMAGE_DISTRIBUTIONS[target]
+        files = set().union(*(names[d] for d in installed))
         argv = _entrypoint(target)
         if argv[:2] == ["python", "-m"]:
-            assert argv[2].replace(".", "/") + "/__main__.py" in names, target
-        elif len(argv) > 1:
+            assert argv[2].replace(".", "/") + "/__main__.py" in files, target
+        elif len(argv) == 1:
+            assert "modelpilot/cli/main.py" in files, target
+        elif argv[1] in cli_main.COMMANDS:
             module = cli_main.COMMANDS[argv[1]][0]
-            assert module.replace(".", "/") + ".py" in names, target
+            assert module.replace(".", "/") + ".py" in files, target
+            if len(argv) > 2:  # a command another distribution adds (`drift run`)
+                assert any(f"{argv[1]}.{argv[2]} =" in entry_points[d] for d in installed), target
+        else:  # a group made only of another distribution's commands (`operator run`)
+            assert any(f"{argv[1]}.{argv[2]} =" in entry_points[d] for d in installed), target
+    every = set().union(*names.values())
+    # The harnesses and the demo are modelpilot-dev's, in no product wheel.
+    assert not {n for n in every if n.startswith(("modelpilot/testing/", "modelpilot/demo/"))}
     # One namespace package, no top-level `operator` to shadow the standard library's.
-    assert {n.split("/")[0] for n in names if not n.startswith("modelpilot-")} == {"modelpilot"}
-    assert "modelpilot/__init__.py" not in names
+    assert {n.split("/")[0] for n in every if ".dist-info/" not in n} == {"modelpilot"}
+    assert "modelpilot/__init__.py" not in every
 
 
 # ---- the built images, run with podman ------------------------------------------------------
@@ -463,3 +503,71 @@ def test_drift_image_computes_drift_from_the_model_servers_window(
     assert summary["rows"] >= len(shifted), summary
     assert summary["maxPsi"] > 0.2, summary  # the alert threshold: significant drift
     assert set(summary["driftedFeatures"]) == set(IRIS_ROWS[0]), summary
+
+
+def _importable(image: str, modules: Sequence[str]) -> list[str]:
+    """Which of `modules` the image's Python can find."""
+    script = (
+        "import importlib.util, sys; "
+        "print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))"
+    )
+    proc = images_mod.podman(
+        "run", "--rm", "--entrypoint", '["python", "-c"]', image, script, *modules
+    )
+    return proc.stdout.split()
+
+
+HEAVY = ("mlflow", "sklearn", "optuna", "matplotlib", "pandas", "pyarrow", "scipy", "kopf")
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_router_image_holds_none_of_the_ml_stack_and_is_the_smallest(
+    built: images_mod.Images,
+) -> None:
+    assert _importable(built.ref("router"), [*HEAVY, "modelpilot.router.app"]) == [
+        "modelpilot.router.app"
+    ]
+    sizes = {
+        target: int(
+            images_mod.podman("image", "inspect", "--format", "{{.Size}}", built.ref(target)).stdout
+        )
+        for target in TARGETS
+    }
+    assert sizes["router"] == min(sizes.values()), sizes
+    assert sizes["router"] < sizes["modelpilot"] / 2, sizes
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_model_server_image_holds_no_kubernetes_client_or_training_tooling(
+    built: images_mod.Images,
+) -> None:
+    found = _importable(
+        built.ref("model-server"),
+        ["kubernetes", "kopf", "redis", "optuna", "matplotlib", "mlflow.pyfunc", "sklearn"],
+    )
+    assert found == ["mlflow.pyfunc", "sklearn"]
+
+
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_command_of_a_distribution_the_image_lacks_names_the_distribution(
+    built: images_mod.Images,
+) -> None:
+    proc = images_mod.podman(
+        "run",
+        "--rm",
+        "--entrypoint",
+        '["modelpilot"]',
+        built.ref("router"),
+        "operator",
+        "run",
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "modelpilot-operator" in proc.stderr
+    assert "Traceback" not in proc.stderr
