@@ -16,11 +16,13 @@ help: ## list the targets
 # ---- set-up ------------------------------------------------------------------------------
 # The four distributions, editable: the core with its CLI tooling and the dev tools, the operator,
 # the services with every service's extra, and the development-only modelpilot-dev (dev/: the
-# test harnesses modelpilot.testing and the demo modelpilot.demo).
+# test harnesses modelpilot.testing and the demo modelpilot.demo). The benchmarks' baselines
+# (MLServer, Evidently) make venvs of their own on first use (modelpilot.testing.mlserver,
+# .evidently): they pin nothing here.
 $(STAMP): pyproject.toml operator/pyproject.toml services/pyproject.toml dev/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cli,dev,bench]' -e ./operator \
+	$(PY) -m pip install --quiet -e '.[cli,dev]' -e ./operator \
 	  -e './services[router,modelserver,driftjob]' -e ./dev
 	@rm -f $(VENV)/.installed-* && touch $@
 

@@ -29,7 +29,9 @@ shares of `modelpilot exact` and of the loop must be equal to the last bit and t
                           [--repeat 3] [--skip-evidently] [--out bench/out/drift.json]
 
 Design decision: what each side computes is pinned in this docstring and in the JSON `notes`,
-because a speed ratio means nothing unless both sides did comparable work.
+because a speed ratio means nothing unless both sides did comparable work. Evidently runs in its
+own venv (`modelpilot.testing.evidently`, made on first use: Evidently pins pandas 2 and is no
+dependency of the product), with the same numpy, so its side sees the same seeded data.
 """
 
 from __future__ import annotations
@@ -196,14 +198,14 @@ SIDES = {
 def worker(side: str, rows: int, cols: int, seed: int, repeat: int) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     # Import what the side needs before measuring, so imports count in neither time nor memory.
-    import scipy.spatial.distance
-    import scipy.stats  # noqa: F401
-
-    from modelpilot.stats import drift, profile  # noqa: F401
-
-    if side.startswith("evidently"):
+    if side.startswith("evidently"):  # in Evidently's own venv: no modelpilot there
         import evidently.presets  # noqa: F401
         import pandas  # noqa: F401
+    else:
+        import scipy.spatial.distance
+        import scipy.stats  # noqa: F401
+
+        from modelpilot.stats import drift, profile  # noqa: F401
     ref, cur = make_data(rows, cols, seed)
     times, peaks = [], []
     result: dict[str, Any] = {}
@@ -233,7 +235,12 @@ def worker(side: str, rows: int, cols: int, seed: int, repeat: int) -> dict[str,
 
 
 def run_side(side: str, *, rows: int, cols: int, seed: int, repeat: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--worker", side, "--rows", str(rows), "--cols", str(cols),
+    interpreter = sys.executable
+    if side.startswith("evidently"):
+        from modelpilot.testing import evidently
+
+        interpreter = str(evidently.python())
+    cmd = [interpreter, __file__, "--worker", side, "--rows", str(rows), "--cols", str(cols),
            "--seed", str(seed), "--repeat", str(repeat)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
