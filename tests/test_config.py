@@ -35,3 +35,27 @@ def test_unset_values_fall_back_to_the_environment_and_the_defaults(
     assert config.load(Example, {"health_port": None}).health_port == 8080
     monkeypatch.setenv("MODELPILOT_EXAMPLE_HEALTH_PORT", "9")
     assert config.load(Example, {"health_port": None}).health_port == 9
+
+
+class WithCheck(pydantic_settings.BaseSettings):
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="MODELPILOT_EXAMPLE_")
+
+    health_port: int = pydantic.Field(default=8080, ge=0, le=65535)
+    source: str = "router"
+
+    @pydantic.field_validator("source")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value != "router":
+            raise ValueError(f"expected 'router', got {value!r}")
+        return value
+
+
+def test_a_bad_variable_beside_good_flags_is_named_by_its_variable_not_as_a_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELPILOT_EXAMPLE_SOURCE", "statsd")
+    with pytest.raises(errors.InputError) as info:
+        config.load(WithCheck, {"health_port": 9, "source": None}, flags=True)
+    # No `--source` flag exists; and pydantic's "Value error, " prefix is not the user's business.
+    assert str(info.value) == "MODELPILOT_EXAMPLE_SOURCE: expected 'router', got 'statsd'"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 import pydantic
@@ -69,19 +69,23 @@ def describe(
     exc: pydantic.ValidationError,
     *,
     cls: type[pydantic_settings.BaseSettings],
-    flags: bool,
+    flags: bool | Collection[str],
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """`VARIABLE: message`, or `--field (VARIABLE): message` when set through flags; VARIABLE is
-    the one set in `environ` (default: the process's) when the field has more than one."""
+    """`VARIABLE: message`, or `--field (VARIABLE): message` for a field set through a flag
+    (`flags`: True for every field, or the fields given as flags); VARIABLE is the one set in
+    `environ` (default: the process's) when the field has more than one."""
     first = exc.errors()[0]
     loc = ".".join(str(part) for part in first["loc"])
     field = _field_of(cls, loc)
     names = variables(cls, field) if field in cls.model_fields else [loc]
     env = {k.upper() for k in (os.environ if environ is None else environ)}
     variable = next((n for n in names if n.upper() in env), names[0])
-    name = f"--{field.replace('_', '-')} ({variable})" if flags else variable
-    return f"{name}: {first['msg']}"
+    flagged = flags if isinstance(flags, bool) else field in flags
+    name = f"--{field.replace('_', '-')} ({variable})" if flagged else variable
+    # pydantic prefixes the message of a validator's ValueError; the user wrote no validator.
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}"
 
 
 def load(
@@ -92,7 +96,12 @@ def load(
     logged as warnings (see `deprecated`)."""
     for sentence in deprecated(cls):
         _LOG.warning("%s", sentence)
+    given = {k: v for k, v in (values or {}).items() if v is not None}
     try:
-        return cls(**{k: v for k, v in (values or {}).items() if v is not None})
+        return cls(**given)
     except pydantic.ValidationError as exc:
-        raise errors.InputError(describe(exc, cls=cls, flags=flags)) from exc
+        # Only a value that came in through a flag is named as one; the rest came from the
+        # environment (a `--metrics-source` flag that does not exist would mislead).
+        raise errors.InputError(
+            describe(exc, cls=cls, flags=set(given) if flags else False)
+        ) from exc
