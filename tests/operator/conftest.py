@@ -233,3 +233,19 @@ def owned_objects(plane: controlplane.ControlPlane, namespace: str, md_name: str
         "json",
     ).stdout
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in json.loads(out)["items"]}
+
+
+def events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Events about object `name` in `namespace`, via kubectl."""
+    out = plane.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={name}",
+        "-o",
+        "json",
+    ).stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items

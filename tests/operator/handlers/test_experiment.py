@@ -10,19 +10,20 @@ with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.experiment import inforce, simulate
 from modelpilot.testing import controlplane
 from tests.operator import conftest as op
@@ -152,17 +153,7 @@ def phase_is(plane: controlplane.ControlPlane, namespace: str, *phases: str) -> 
 
 
 def events_of(plane: controlplane.ControlPlane, namespace: str, name: str) -> set[str]:
-    out = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "json",
-    ).stdout
-    return {e["reason"] for e in json.loads(out)["items"]}
+    return {e["reason"] for e in op.events(plane, namespace, name)}
 
 
 def routes_of(plane: controlplane.ControlPlane, namespace: str) -> list[tuple[str, Any, str]]:
@@ -176,10 +167,20 @@ def _variant(status: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-def reading(stats: StatsServer, tracking_uri: str, namespace: str) -> settings_mod.OperatorSettings:
-    """The test operator's settings, its Experiment loop reading deployment iris's counters from
-    `stats` (the operator's `stats_urls`: built once the server's URLs are known)."""
-    return op.operator_settings(tracking_uri, namespace, stats_urls={"iris": stats.urls})
+@contextlib.contextmanager
+def operator_reading(
+    traffic: simulate.Traffic, tracking_uri: str, namespace: str, kubeconfig: Path
+) -> Iterator[StatsServer]:
+    """The operator in this process, its Experiment loop reading deployment iris's counters from
+    the simulated routers of `traffic` (its `stats_urls` setting, known once the server runs)."""
+    with (
+        StatsServer(traffic) as stats,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls={"iris": stats.urls}),
+            kubeconfig,
+        ),
+    ):
+        yield stats
 
 
 def start_deployment(
@@ -215,10 +216,7 @@ def test_a_better_challenger_is_promoted_and_the_deployment_then_serves_it_with_
         seed=17,
         latency_p99_ms={"stable": 40.0, "challenger": 45.0},
     )
-    with (
-        StatsServer(traffic) as stats,
-        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
-    ):
+    with operator_reading(traffic, tracking_uri, namespace, operator_kubeconfig) as stats:
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(control_plane, namespace, registered_model)
         running = op.wait_for(
@@ -305,10 +303,7 @@ def test_a_challenger_breaching_the_error_guardrail_is_rolled_back_within_one_in
         seed=5,
         error_rates={"stable": 0.001, "challenger": 0.30},
     )
-    with (
-        StatsServer(traffic) as stats,
-        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
-    ):
+    with operator_reading(traffic, tracking_uri, namespace, operator_kubeconfig) as stats:
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(control_plane, namespace, registered_model)
         op.wait_for("Running", lambda: phase_is(control_plane, namespace, "Running"), timeout=30)
@@ -352,10 +347,7 @@ def test_under_reported_requests_raise_a_sample_ratio_alarm_that_pauses_the_expe
         requests_per_interval=600,
         seed=23,
     )
-    with (
-        StatsServer(traffic) as stats,
-        op.kopf_operator(reading(stats, tracking_uri, namespace), operator_kubeconfig),
-    ):
+    with operator_reading(traffic, tracking_uri, namespace, operator_kubeconfig) as stats:
         start_deployment(control_plane, namespace, registered_model)
         apply_experiment(
             control_plane,

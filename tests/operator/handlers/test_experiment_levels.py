@@ -15,7 +15,6 @@ test drives it). Waits poll the API with a deadline.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,32 +50,25 @@ def an_experiment(
 
 
 @contextlib.contextmanager
-def zero_traffic_stats() -> Iterator[dict[str, list[str]]]:
-    """Every deployment's routers read as one real `/stats` endpoint that saw no traffic: yields
-    the operator's `stats_urls` setting."""
+def operator_reading_idle_routers(
+    tracking_uri: str, namespace: str, kubeconfig: Path
+) -> Iterator[None]:
+    """The operator in this process, every deployment's routers read as one real `/stats`
+    endpoint that saw no traffic (its `stats_urls` setting)."""
     traffic = simulate.Traffic(reward_rates={"stable": 0.1}, requests_per_interval=0, seed=1)
-    with exp_tests.StatsServer(traffic) as stats:
-        yield {"*": stats.urls}
+    with (
+        exp_tests.StatsServer(traffic) as stats,
+        op.kopf_operator(
+            op.operator_settings(tracking_uri, namespace, stats_urls={"*": stats.urls}),
+            kubeconfig,
+        ),
+    ):
+        yield
 
 
 def status_of(plane: controlplane.ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     found = op.get(plane, experiment_path(namespace, name))
     return dict((found or {}).get("status") or {})
-
-
-def events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
-    out = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "json",
-    ).stdout
-    items: list[dict[str, Any]] = json.loads(out)["items"]
-    return items
 
 
 def deployment_names(plane: controlplane.ControlPlane, namespace: str) -> set[str]:
@@ -116,13 +108,7 @@ def test_thirty_running_experiments_leave_the_operator_free_to_make_a_new_deploy
     registered_model: op.RegisteredModel,
 ) -> None:
     count = 30  # more than the 20 threads of kopf's pool (settings.workers)
-    with (
-        zero_traffic_stats() as stats_urls,
-        op.kopf_operator(
-            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
-            operator_kubeconfig,
-        ),
-    ):
+    with operator_reading_idle_routers(tracking_uri, namespace, operator_kubeconfig):
         names = [f"md-{i:02d}" for i in range(count)]
         apply_all(
             control_plane,
@@ -172,13 +158,7 @@ def test_an_experiment_created_before_its_deployment_waits_then_starts_when_it_a
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    with (
-        zero_traffic_stats() as stats_urls,
-        op.kopf_operator(
-            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
-            operator_kubeconfig,
-        ),
-    ):
+    with operator_reading_idle_routers(tracking_uri, namespace, operator_kubeconfig):
         op.apply_yaml(
             control_plane,
             an_experiment("early", deployment="iris", model=registered_model.name),
@@ -206,7 +186,7 @@ def test_an_experiment_created_before_its_deployment_waits_then_starts_when_it_a
         challenger = op.get(
             control_plane, f"/apis/apps/v1/namespaces/{namespace}/deployments/iris-challenger"
         )
-        posted = events(control_plane, namespace, "early")
+        posted = op.events(control_plane, namespace, "early")
     assert pending["phase"] == "Pending"
     ready = op.condition({"status": pending}, "Ready")
     assert ready is not None
@@ -231,13 +211,7 @@ def test_a_second_experiment_on_one_deployment_waits_untouched_and_starts_when_t
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    with (
-        zero_traffic_stats() as stats_urls,
-        op.kopf_operator(
-            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
-            operator_kubeconfig,
-        ),
-    ):
+    with operator_reading_idle_routers(tracking_uri, namespace, operator_kubeconfig):
         exp_tests.start_deployment(control_plane, namespace, registered_model)
         # The first ends by itself after its maxDuration (Concluded); created first, it wins.
         op.apply_yaml(
@@ -301,13 +275,7 @@ def test_deleting_the_deployment_stops_its_experiment_and_removes_the_challenger
     tracking_uri: str,
     registered_model: op.RegisteredModel,
 ) -> None:
-    with (
-        zero_traffic_stats() as stats_urls,
-        op.kopf_operator(
-            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
-            operator_kubeconfig,
-        ),
-    ):
+    with operator_reading_idle_routers(tracking_uri, namespace, operator_kubeconfig):
         exp_tests.start_deployment(control_plane, namespace, registered_model)
         op.apply_yaml(
             control_plane,
@@ -346,7 +314,7 @@ def test_deleting_the_deployment_stops_its_experiment_and_removes_the_challenger
             return "iris-challenger" not in names and service is None and not challenger_pods()
 
         op.wait_for("the challenger's Deployment, Service and pod gone", workloads_gone, timeout=60)
-        posted = events(control_plane, namespace, "exp")
+        posted = op.events(control_plane, namespace, "exp")
         body = op.get(control_plane, experiment_path(namespace, "exp"))
     assert pods_before
     assert status["phase"] == "Pending"
@@ -394,13 +362,7 @@ def test_applying_the_examples_directory_in_one_go_leaves_no_experiment_failed(
         and order.index(("Experiment", d["metadata"]["name"]))
         < order.index(("ModelDeployment", d["spec"]["deploymentRef"]))
     ]
-    with (
-        zero_traffic_stats() as stats_urls,
-        op.kopf_operator(
-            op.operator_settings(tracking_uri, namespace, stats_urls=stats_urls),
-            operator_kubeconfig,
-        ),
-    ):
+    with operator_reading_idle_routers(tracking_uri, namespace, operator_kubeconfig):
         control_plane.kubectl("apply", "-n", namespace, "-f", str(REPO / "manifests" / "examples"))
 
         def settled() -> Any:
