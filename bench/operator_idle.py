@@ -28,7 +28,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -45,33 +44,8 @@ import yaml
 from modelpilot.api import rbac, render
 from modelpilot.testing import controlplane, mlflow_server
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _requests(plane: controlplane.ControlPlane) -> dict[str, float]:
-    """apiserver_request_total summed by "VERB resource", WATCH excluded."""
-    status, text = plane.api_get("/metrics")
-    if status != 200 or not isinstance(text, str):
-        raise SystemExit(f"cannot read the API server's metrics: {status}")
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in ("WATCH", "WATCHLIST"):
-            continue
-        key = f"{labels.get('verb')} {labels.get('resource')}" + (
-            f"/{labels['subresource']}" if labels.get("subresource") else ""
-        )
-        out[key] = out.get(key, 0.0) + float(match["value"])
-    return out
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
+_requests = operator_scale.api_requests
+_cpu_seconds = operator_scale.cpu_seconds
 
 
 def _apiserver_pid(plane: controlplane.ControlPlane) -> int:
@@ -121,11 +95,18 @@ def _operator(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes
 
 
 def _wait_ready(plane: controlplane.ControlPlane, count: int, timeout: float, log: Path) -> float:
+    """Seconds until `count` ModelDeployments of the bench namespace are Ready (one watch)."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if operator_scale._ready_count(plane, "bench") == count:
-            return time.monotonic() - started
-        time.sleep(2.0)
+    watch = operator_scale.ReadyWatch(plane)
+    watch.start()
+    try:
+        while time.monotonic() - started < timeout:
+            if len(watch.ready) == count:
+                return time.monotonic() - started
+            watch.changed.wait(timeout=1.0)
+            watch.changed.clear()
+    finally:
+        watch.stopping.set()
     tail = log.read_text(errors="replace")[-3000:]
     raise SystemExit(f"not all {count} ModelDeployments Ready after {timeout:.0f}s\n{tail}")
 

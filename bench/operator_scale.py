@@ -1,56 +1,126 @@
 """Benchmark: N ModelDeployments applied at once on the local control plane.
 
-Measures the time from one `kubectl apply` of N ModelDeployments (all following the same alias in a
-real MLflow server) until every one reports Ready=True (its model-server and router Deployments
-available, pods made Ready by kwok), and the operator's peak resident memory (VmHWM of the
+Measures the time from the start of one apply of N ModelDeployments (all following the same alias
+in a real MLflow server) until every one reports Ready=True (its model-server and router
+Deployments available, pods made Ready by kwok), the operator's peak resident memory (VmHWM of the
 `modelpilot operator run` process, which authenticates with its own ServiceAccount token bound to
-the ClusterRole of `modelpilot.api.rbac`). Writes bench/out/operator.json (docs/architecture.md).
+the ClusterRole of `modelpilot.api.rbac`), and where the work went: CPU seconds of every process of
+the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok), of the
+operator and of the client that applies, and the API requests per ModelDeployment by verb and
+resource (`apiserver_request_total`, WATCH excluded). Prints the Ready count every few seconds.
 
-    python bench/operator_scale.py [--count 1000] [--resync-mode cache|relist]
-                                   [--out bench/out/operator.json]
+The same measurement runs first with a named baseline (a fresh control plane each), and the
+figures are printed side by side with the difference and the ratio (baseline / operator):
 
-Design decision: the operator runs as a real subprocess (not in this process) so that its memory
-is measured alone, and extra fake kwok nodes are added so that 2N pods fit (110 pods per node);
-kwok renews their Leases as it does the harness's own node.
+    floor    no operator: right after the ModelDeployments, the bench applies the objects the
+             operator would create (built by the operator's own builders, with kubectl) and waits
+             until every Deployment is available. What Kubernetes itself spends on N
+             ModelDeployments' worth of Deployments, pods, Services and RBAC: the difference is
+             what the operator costs (its own CPU, its requests, its status writes and Events).
+    none     no baseline run
+
+Writes bench/out/operator.json (docs/architecture.md).
+
+    python bench/operator_scale.py [--count 1000] [--baseline floor|none]
+                                   [--resync-mode cache|relist] [--out bench/out/operator.json]
+
+Design decisions: the operator runs as a real subprocess (not in this process) so that its memory
+and CPU are measured alone, and extra fake kwok nodes are added so that 2N pods fit (110 pods per
+node); kwok renews their Leases as it does the harness's own node. Readiness is followed by one
+watch (a list every second of 1,000 objects with their status costs the API server more than some
+components do). The ModelDeployments are applied by `kubectl apply --server-side`, split over
+`APPLY_CLIENTS` concurrent kubectl processes, as several users or a CI pipeline would.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
 import platform
+import re
+import resource
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow.tracking
 import yaml
 
 from modelpilot.api import rbac, render
+from modelpilot.operator import mdstatus
+from modelpilot.operator import settings as settings_mod
+from modelpilot.operator.builders import desired, routes
+from modelpilot.registry import resolve
 from modelpilot.testing import controlplane, mlflow_server
 
 PODS_PER_NODE = 110
+APPLY_CLIENTS = 4
+PROGRESS_SECONDS = 5.0
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NAMESPACE = "bench"
+WARMUP_NAMESPACE = "bench-warmup"
+MD_PATH = f"/apis/modelpilot.io/v1alpha1/namespaces/{NAMESPACE}/modeldeployments"
+
+FLOOR = "floor"
+BASELINES: dict[str, dict[str, str] | None] = {
+    FLOOR: None,  # no operator: the bench applies the objects the operator would (below)
+    "none": {},
+}
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _node(name: str) -> dict[str, Any]:
-    resources = {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
-        },
-        "spec": {},
-        "status": {"allocatable": resources, "capacity": resources},
-    }
+# ---- measurements -------------------------------------------------------------------------------
+def api_requests(plane: controlplane.ControlPlane) -> dict[str, float]:
+    """apiserver_request_total summed by "VERB resource[/subresource]", WATCH excluded."""
+    status, text = plane.api_get("/metrics")
+    if status != 200 or not isinstance(text, str):
+        raise SystemExit(f"cannot read the API server's metrics: {status}")
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("verb") in ("WATCH", "WATCHLIST"):
+            continue
+        key = f"{labels.get('verb')} {labels.get('resource')}" + (
+            f"/{labels['subresource']}" if labels.get("subresource") else ""
+        )
+        out[key] = out.get(key, 0.0) + float(match["value"])
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def component_pids(plane: controlplane.ControlPlane) -> dict[str, int]:
+    groups = json.loads((plane.state_dir / "pids.json").read_text())["groups"]
+    return {name: int(groups[name]) for name in COMPONENTS if name in groups}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -75,169 +145,513 @@ class _PeakSampler(threading.Thread):
                 return
 
 
-def _ready_count(plane: controlplane.ControlPlane, namespace: str) -> int:
-    try:
-        _, body = plane.api_get(
-            f"/apis/modelpilot.io/v1alpha1/namespaces/{namespace}/modeldeployments"
-        )
-    except (TimeoutError, OSError):
-        return 0  # a busy API server: the next poll counts
-    if not isinstance(body, dict):
-        return 0
-    ready = 0
-    for item in body.get("items", []):
-        for cond in (item.get("status") or {}).get("conditions") or []:
-            if cond["type"] == "Ready" and cond["status"] == "True":
-                ready += 1
-    return ready
+def _is_ready(item: dict[str, Any]) -> bool:
+    for cond in (item.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return True
+    return False
 
 
-def run(count: int, out: Path, *, timeout: float, resync_mode: str = "cache") -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
-    with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
-        client = mlflow.tracking.MlflowClient(server.tracking_uri, server.tracking_uri)
-        experiment = client.create_experiment("bench")
-        client.create_registered_model("bench-model")
-        run_ = client.create_run(experiment)
-        client.create_model_version(
-            "bench-model", f"runs:/{run_.info.run_id}/model", run_.info.run_id
-        )
-        client.set_registered_model_alias("bench-model", "champion", "1")
+def _deployment_available(item: dict[str, Any]) -> bool:
+    return mdstatus.deployment_readiness(item)[0]
 
-        render.write(render.crd_files(), work / "crds")
-        plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
-        plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
-        extra_nodes = math.ceil(2 * count / PODS_PER_NODE)
-        names = [f"kwok-bench-{i}" for i in range(extra_nodes)]
-        nodes = {"apiVersion": "v1", "kind": "List", "items": [_node(n) for n in names]}
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
-        for ns in ("modelpilot-system", "bench"):
-            plane.kubectl("create", "namespace", ns)
-        plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(rbac.build_cluster_role()))
-        plane.kubectl(
-            "create",
-            "clusterrolebinding",
-            "modelpilot-operator",
-            "--clusterrole=modelpilot-operator",
-            "--serviceaccount=modelpilot-system:modelpilot-operator",
+
+class ReadyWatch(threading.Thread):
+    """Follows the objects of one collection by a watch: which are ready, which observed.
+
+    One list, then one watch from its resourceVersion (re-listed if the watch ends); `changed` is
+    set on every event so the caller waits on it instead of sleeping. By default the
+    ModelDeployments of the bench namespace (ready: Ready=True; observed: status written).
+    """
+
+    def __init__(
+        self,
+        plane: controlplane.ControlPlane,
+        path: str = MD_PATH,
+        ready: Callable[[dict[str, Any]], bool] = _is_ready,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.plane, self.path, self.is_ready = plane, path, ready
+        self.ready: set[str] = set()
+        self.observed: set[str] = set()
+        self.changed = threading.Event()
+        self.stopping = threading.Event()
+        self.errors = 0
+        self.last_error = ""
+
+    def _record(self, item: dict[str, Any], deleted: bool = False) -> None:
+        name = item["metadata"]["name"]
+        for bucket, member in (
+            (self.ready, not deleted and self.is_ready(item)),
+            (self.observed, not deleted and "observedGeneration" in (item.get("status") or {})),
+        ):
+            if member:
+                bucket.add(name)
+            else:
+                bucket.discard(name)
+        self.changed.set()
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        url = urlsplit(self.plane.server)
+        context = ssl.create_default_context(cafile=str(self.plane.ca_file))
+        return http.client.HTTPSConnection(
+            url.hostname or "127.0.0.1", url.port, context=context, timeout=120
         )
-        kubeconfig = plane.kubeconfig_for_token(
-            plane.token_for("modelpilot-operator", "modelpilot-system")
-        )
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
-            "MODELPILOT_OPERATOR_RESYNC_SECONDS": "300",
-            "MODELPILOT_OPERATOR_RESYNC_MODE": resync_mode,
-            "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-            "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-        }
-        log = (work / "operator.log").open("wb")
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        sampler = _PeakSampler(operator.pid)
-        sampler.start()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._follow()
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+                self.errors += 1
+                self.last_error = repr(exc)
+                self.stopping.wait(1.0)  # a busy API server: list and watch again
+
+    def _follow(self) -> None:
+        headers = {"Authorization": f"Bearer {self.plane.admin_token}"}
+        conn = self._connection()
         try:
-            time.sleep(2.0)  # let the operator list and watch before the burst (not a sync point)
-            items = [
-                {
-                    "apiVersion": "modelpilot.io/v1alpha1",
-                    "kind": "ModelDeployment",
-                    "metadata": {"name": f"md-{i:04d}", "namespace": "bench"},
-                    "spec": {"model": {"name": "bench-model", "alias": "champion"}},
-                }
-                for i in range(count)
-            ]
-            started = time.monotonic()
+            conn.request("GET", self.path, headers=headers)
+            listing = json.loads(conn.getresponse().read())
+            if listing.get("kind") == "Status":  # e.g. a CRD not yet served right after Established
+                raise ValueError(listing.get("message"))
+            self.ready.clear()
+            self.observed.clear()
+            for item in listing.get("items") or []:
+                self._record(item)
+            version = listing["metadata"]["resourceVersion"]
+            conn.request(
+                "GET",
+                f"{self.path}?watch=1&resourceVersion={version}&timeoutSeconds=600",
+                headers=headers,
+            )
+            response = conn.getresponse()
+            while not self.stopping.is_set():
+                line = response.readline()
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                    self._record(event["object"], deleted=event["type"] == "DELETED")
+                elif event.get("type") == "ERROR":
+                    return
+        finally:
+            conn.close()
+
+
+# ---- one run ------------------------------------------------------------------------------------
+def _node(name: str) -> dict[str, Any]:
+    resources = {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
+        },
+        "spec": {},
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def _modeldeployments(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "modelpilot.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": f"md-{i:04d}", "namespace": NAMESPACE},
+            "spec": {"model": {"name": "bench-model", "alias": "champion"}},
+        }
+        for i in range(count)
+    ]
+
+
+def _apply_concurrently(plane: controlplane.ControlPlane, items: list[dict[str, Any]]) -> None:
+    """`kubectl apply --server-side` of `items`, split over APPLY_CLIENTS kubectl processes."""
+    parts = [items[i::APPLY_CLIENTS] for i in range(APPLY_CLIENTS)]
+    errors: list[BaseException] = []
+
+    def one(part: list[dict[str, Any]]) -> None:
+        try:
             plane.kubectl(
                 "apply",
                 "--server-side",
                 "-f",
                 "-",
-                input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}),
+                input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": part}),
                 timeout=600,
             )
-            applied = time.monotonic() - started
-            ready, deadline = 0, started + timeout
+        except BaseException as exc:  # reported below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(part,)) for part in parts if part]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _prepare(plane: controlplane.ControlPlane, work: Path, count: int) -> tuple[int, Path]:
+    render.write(render.crd_files(), work / "crds")
+    plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
+    plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
+    extra_nodes = math.ceil(2 * count / PODS_PER_NODE)
+    names = [f"kwok-bench-{i}" for i in range(extra_nodes)]
+    nodes = {"apiVersion": "v1", "kind": "List", "items": [_node(n) for n in names]}
+    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
+    for ns in ("modelpilot-system", NAMESPACE, WARMUP_NAMESPACE):
+        plane.kubectl("create", "namespace", ns)
+    plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
+    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(rbac.build_cluster_role()))
+    plane.kubectl(
+        "create",
+        "clusterrolebinding",
+        "modelpilot-operator",
+        "--clusterrole=modelpilot-operator",
+        "--serviceaccount=modelpilot-system:modelpilot-operator",
+    )
+    kubeconfig = plane.kubeconfig_for_token(
+        plane.token_for("modelpilot-operator", "modelpilot-system")
+    )
+    return extra_nodes, kubeconfig
+
+
+def _register_model(tracking_uri: str) -> None:
+    client = mlflow.tracking.MlflowClient(tracking_uri, tracking_uri)
+    experiment = client.create_experiment("bench")
+    client.create_registered_model("bench-model")
+    run_ = client.create_run(experiment)
+    client.create_model_version("bench-model", f"runs:/{run_.info.run_id}/model", run_.info.run_id)
+    client.set_registered_model_alias("bench-model", "champion", "1")
+
+
+def _warm_up(
+    plane: controlplane.ControlPlane, operator: subprocess.Popen[bytes], log: Path
+) -> None:
+    """One ModelDeployment in another namespace, Ready: the operator has started and watches."""
+    md = {**_modeldeployments(1)[0], "metadata": {"name": "warmup", "namespace": WARMUP_NAMESPACE}}
+    plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(md))
+    path = f"/apis/modelpilot.io/v1alpha1/namespaces/{WARMUP_NAMESPACE}/modeldeployments/warmup"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if operator.poll() is not None:
+            raise SystemExit(f"the operator exited\n{log.read_text(errors='replace')[-3000:]}")
+        status, body = plane.api_get(path)
+        if status == 200 and isinstance(body, dict) and _is_ready(body):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the warm-up ModelDeployment is not Ready after 180 s\n{plane.logs_tail()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _floor_objects(
+    plane: controlplane.ControlPlane, tracking_uri: str, count: int
+) -> list[dict[str, Any]]:
+    """What the operator would create for each ModelDeployment, built by its own builders.
+
+    The ModelDeployments are read back first: the owner references need their uids (an object
+    whose owner does not exist is deleted by the garbage collector).
+    """
+    status, body = plane.api_get(MD_PATH)
+    if status != 200 or not isinstance(body, dict) or len(body.get("items") or []) != count:
+        raise SystemExit(f"listing the {count} ModelDeployments failed ({status})")
+    model = resolve.resolve({"name": "bench-model", "alias": "champion"}, tracking_uri=tracking_uri)
+    variants, policy = routes.route_variants(stable_version=model["version"], experiment=None)
+    settings = settings_mod.OperatorSettings(mlflow_tracking_uri=tracking_uri)
+    return [
+        obj
+        for md in body["items"]
+        for obj in desired.build_desired(
+            md, model=model, variants=variants, policy=policy, settings=settings
+        )
+    ]
+
+
+def run_once(
+    count: int,
+    *,
+    label: str,
+    env: dict[str, str] | None,
+    timeout: float,
+    resync_mode: str = "cache",
+) -> dict[str, Any]:
+    """One control plane, N ModelDeployments applied at once, until all are Ready.
+
+    `env` None is the floor: no operator; the bench applies, right after the ModelDeployments, the
+    objects the operator would create, and waits until every Deployment is available.
+    """
+    work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
+    floor = env is None
+    print(f"[{label}] starting a control plane and MLflow ...", flush=True)
+    with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
+        _register_model(server.tracking_uri)
+        extra_nodes, kubeconfig = _prepare(plane, work, count)
+        log_path = work / "operator.log"
+        if floor:
+            watch = ReadyWatch(
+                plane,
+                f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments",
+                ready=_deployment_available,
+            )
+            target = 2 * count  # the model server and the router of each ModelDeployment
+        else:
+            watch, target = ReadyWatch(plane), count
+        watch.start()
+        operator: subprocess.Popen[bytes] | None = None
+        if not floor:
+            operator_env = {
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
+                "MODELPILOT_OPERATOR_RESYNC_SECONDS": "300",
+                "MODELPILOT_OPERATOR_RESYNC_MODE": resync_mode,
+                "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
+                "MODELPILOT_OPERATOR_METRICS_PORT": "0",
+                **(env or {}),
+            }
+            with log_path.open("wb") as log:
+                operator = subprocess.Popen(
+                    [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"],
+                    env=operator_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        sampler = _PeakSampler(operator.pid) if operator is not None else None
+        if sampler is not None:
+            sampler.start()
+        pids = component_pids(plane)
+        timeline: list[tuple[float, int, int]] = []
+        peak = 0.0
+        try:
+            if operator is not None:
+                _warm_up(plane, operator, log_path)
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            op0 = cpu_seconds(operator.pid) if operator is not None else 0.0
+            child0, self0 = _children_cpu(), _self_cpu()
+            requests0 = api_requests(plane)
+            started = time.monotonic()
+
+            def apply_all() -> None:
+                _apply_concurrently(plane, _modeldeployments(count))
+                if floor:
+                    _apply_concurrently(plane, _floor_objects(plane, server.tracking_uri, count))
+
+            applier = threading.Thread(target=apply_all)
+            applier.start()
+            applied = None
+            next_print, deadline = started + PROGRESS_SECONDS, started + timeout
             while time.monotonic() < deadline:
-                ready = _ready_count(plane, "bench")
-                if ready == count:
+                watch.changed.wait(timeout=0.5)
+                watch.changed.clear()
+                now = time.monotonic()
+                if applied is None and not applier.is_alive():
+                    applied = now - started
+                    print(f"[{label}] +{applied:6.1f}s  applied {count}", flush=True)
+                if now >= next_print or len(watch.ready) == target:
+                    timeline.append(
+                        (round(now - started, 1), len(watch.observed), len(watch.ready))
+                    )
+                    print(
+                        f"[{label}] +{now - started:6.1f}s  observed {len(watch.observed):5d}"
+                        f"  ready {len(watch.ready):5d} / {target}",
+                        flush=True,
+                    )
+                    next_print = now + PROGRESS_SECONDS
+                if len(watch.ready) == target:
                     break
-                time.sleep(1.0)
             elapsed = time.monotonic() - started
-            sampler.stop.set()
-            sampler.join()
-            peak = max(sampler.peak, _peak_rss_mib(operator.pid))
+            ready = len(watch.ready)
+            applier.join()
+            if applied is None:
+                applied = time.monotonic() - started
+            cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+            if operator is not None:
+                cpu["operator"] = cpu_seconds(operator.pid) - op0
+            cpu["kubectl apply"] = _children_cpu() - child0
+            cpu["bench (watch)"] = _self_cpu() - self0
+            requests1 = api_requests(plane)
+            if sampler is not None and operator is not None:
+                sampler.stop.set()
+                sampler.join()
+                peak = max(sampler.peak, _peak_rss_mib(operator.pid))
         finally:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
-            log.close()
-        if ready != count:
-            tail = (work / "operator.log").read_text(errors="replace")[-3000:]
-            raise SystemExit(f"only {ready} of {count} Ready after {timeout:.0f}s\n{tail}")
+            watch.stopping.set()
+            if operator is not None:
+                _stop(operator)
+        if ready != target:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise SystemExit(
+                f"[{label}] only {ready} of {target} ready after {timeout:.0f}s\n{tail}"
+            )
+    requests = {
+        key: requests1[key] - requests0.get(key, 0.0)
+        for key in requests1
+        if requests1[key] - requests0.get(key, 0.0) > 0
+    }
+    return {
+        "label": label,
+        "env": env,
+        "count": count,
+        "nodes": 1 + extra_nodes,
+        "seconds_to_all_ready": round(elapsed, 2),
+        "seconds_apply": round(applied, 2),
+        "operator_peak_rss_mib": round(peak, 1),
+        "cpu_seconds": {k: round(v, 2) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
+        "cpu_seconds_total": round(sum(cpu.values()), 2),
+        "requests_total": int(sum(requests.values())),
+        "requests_per_md": {
+            k: round(v / count, 2) for k, v in sorted(requests.items(), key=lambda kv: -kv[1])
+        },
+        "timeline": timeline,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+    }
+
+
+# ---- report -------------------------------------------------------------------------------------
+def _figure(metric: str, value: float, unit: str, base: dict[str, Any] | None, key: str) -> Any:
+    baseline_value = None if base is None else base[key]
+    return {
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "baseline": None if base is None else base["label"],
+        "baseline_value": baseline_value,
+        "ratio": round(baseline_value / value, 2) if baseline_value and value else None,
+        "better": "lower",
+    }
+
+
+def _print_comparison(runs: list[dict[str, Any]]) -> None:
+    """One column per run; with a baseline, the difference (last - first) and the ratio."""
+    labels = [r["label"] for r in runs]
+    header = "".join(f"{label:>12}" for label in labels)
+    extra = f"{'difference':>12}{'ratio':>9}" if len(runs) > 1 else ""
+    print(f"\n{'':36}{header}{extra}")
+
+    def row(name: str, values: list[float]) -> None:
+        line = f"{name:36}" + "".join(f"{v:12.2f}" for v in values)
+        if len(values) > 1:
+            ratio = f"{values[0] / values[-1]:8.2f}x" if values[-1] else ""
+            line += f"{values[-1] - values[0]:12.2f}{ratio:>9}"
+        print(line)
+
+    row("seconds to all ready", [r["seconds_to_all_ready"] for r in runs])
+    row("seconds of the apply", [r["seconds_apply"] for r in runs])
+    row("operator peak RSS (MiB)", [r["operator_peak_rss_mib"] for r in runs])
+    row("CPU seconds, all processes", [r["cpu_seconds_total"] for r in runs])
+    comps = list(runs[-1]["cpu_seconds"])
+    for comp in comps + [c for r in runs[:-1] for c in r["cpu_seconds"] if c not in comps]:
+        row(f"  {comp}", [r["cpu_seconds"].get(comp, 0.0) for r in runs])
+    row("API requests per ModelDeployment", [r["requests_total"] / r["count"] for r in runs])
+    keys = list(runs[-1]["requests_per_md"])
+    for key in keys + [k for r in runs[:-1] for k in r["requests_per_md"] if k not in keys]:
+        values = [r["requests_per_md"].get(key, 0.0) for r in runs]
+        if max(values) >= 0.05:
+            row(f"  {key}", values)
+
+
+def run(
+    count: int,
+    out: Path,
+    *,
+    timeout: float,
+    resync_mode: str = "cache",
+    baseline: str = FLOOR,
+) -> dict[str, Any]:
+    runs = []
+    if baseline != "none":
+        runs.append(
+            run_once(
+                count,
+                label=baseline,
+                env=BASELINES[baseline],
+                timeout=timeout,
+                resync_mode=resync_mode,
+            )
+        )
+    runs.append(run_once(count, label="operator", env={}, timeout=timeout, resync_mode=resync_mode))
+    candidate = runs[-1]
+    base = runs[0] if len(runs) > 1 else None
     result = {
         "name": "operator",
         "description": f"{count} ModelDeployments applied at once on the local control plane",
         "params": {
             "count": count,
-            "nodes": 1 + extra_nodes,
+            "nodes": candidate["nodes"],
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+            "load_average_1m_at_end": candidate["load_average_1m_at_end"],
             "resync_mode": resync_mode,
+            "apply_clients": APPLY_CLIENTS,
         },
         "figures": [
-            {
-                "metric": f"seconds_to_all_ready_{count}",
-                "value": round(elapsed, 2),
-                "unit": "s",
-                "baseline": None,
-                "baseline_value": None,
-                "ratio": None,
-                "better": "lower",
-            },
-            {
-                "metric": "seconds_kubectl_apply",
-                "value": round(applied, 2),
-                "unit": "s",
-                "baseline": None,
-                "baseline_value": None,
-                "ratio": None,
-                "better": "lower",
-            },
-            {
-                "metric": "operator_peak_rss_mib",
-                "value": round(peak, 1),
-                "unit": "MiB",
-                "baseline": None,
-                "baseline_value": None,
-                "ratio": None,
-                "better": "lower",
-            },
+            _figure(
+                f"seconds_to_all_ready_{count}",
+                candidate["seconds_to_all_ready"],
+                "s",
+                base,
+                "seconds_to_all_ready",
+            ),
+            _figure("seconds_apply", candidate["seconds_apply"], "s", base, "seconds_apply"),
+            _figure(
+                "operator_peak_rss_mib",
+                candidate["operator_peak_rss_mib"],
+                "MiB",
+                base,
+                "operator_peak_rss_mib",
+            ),
+            _figure(
+                "cpu_seconds_all_components",
+                candidate["cpu_seconds_total"],
+                "s",
+                base,
+                "cpu_seconds_total",
+            ),
+            _figure(
+                "operator_cpu_seconds",
+                candidate["cpu_seconds"].get("operator", 0.0),
+                "s",
+                None if base is None else {**base, "v": base["cpu_seconds"].get("operator", 0.0)},
+                "v",
+            ),
+            _figure(
+                "api_requests_per_modeldeployment",
+                round(candidate["requests_total"] / count, 2),
+                "req",
+                None if base is None else {**base, "v": round(base["requests_total"] / count, 2)},
+                "v",
+            ),
         ],
+        "runs": runs,
         "notes": "Ready = model-server and router Deployments available (pods made Ready by kwok); "
-        "the operator authenticates with its own ServiceAccount (ClusterRole of rbac.py).",
+        "the operator authenticates with its own ServiceAccount (ClusterRole of rbac.py); CPU "
+        "seconds from /proc/<pid>/stat between the start of the apply and all Ready; requests "
+        "from apiserver_request_total (WATCH excluded) over the same span. Each run on its own "
+        "fresh control plane; ratios are baseline / candidate.",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    _print_comparison(runs)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--timeout", type=float, default=420.0)
     parser.add_argument("--out", type=Path, default=Path("bench/out/operator.json"))
+    parser.add_argument("--baseline", choices=sorted(BASELINES), default=FLOOR)
     parser.add_argument(
         "--resync-mode",
         choices=["cache", "relist"],
@@ -245,7 +659,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the operator's MODELPILOT_OPERATOR_RESYNC_MODE (relist: the former behaviour)",
     )
     args = parser.parse_args(argv)
-    result = run(args.count, args.out, timeout=args.timeout, resync_mode=args.resync_mode)
+    result = run(
+        args.count,
+        args.out,
+        timeout=args.timeout,
+        resync_mode=args.resync_mode,
+        baseline=args.baseline,
+    )
     print(json.dumps(result["figures"], indent=2))
     return 0
 
