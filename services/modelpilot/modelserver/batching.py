@@ -1,22 +1,29 @@
-"""Adaptive batching: concurrent requests share one model call (as MLServer's adaptive batching).
+"""Adaptive batching: requests that queue up behind a model call share the next one.
 
-A request's decoded columns are queued; one worker takes everything queued (up to `max_rows`),
-calls the model once, and hands each request its slice. Design decisions: no timer, and no
-thread. The batch is whatever was decoded while the event loop was busy (the previous model
-call blocks the loop; the requests that arrived meanwhile are read and queued in the loop's next
-turn, before the worker wakes), so a lone request is never held back: with no queue, batching
-costs one future, not a wait. The model runs on the event loop, as it does with batching off:
-a worker thread would contend with the loop for the GIL, which measured as a tail-latency
-penalty (p99 168-184 ms against 48-51 ms at 8 connections, issue 16). Models whose output for
-a row depends on the other rows of the batch must turn batching off
-(`MODELPILOT_SERVER_BATCHING=false`). When a batched call fails, its requests are retried one by
-one, so one bad request fails alone.
+The design decision: no timer and no thread; the model runs on the event loop, as with batching
+off (a worker thread would contend with the loop for the GIL: p99 168-184 ms against 48-51 ms at
+8 connections, issue 16). A model call blocks the loop, so the requests that arrive while it runs
+wait in the sockets; the loop reads them in the turns right after the call. Hence:
+
+- No queue, no wait. A request that finds no call just ended and nothing pending is run at once,
+  in its own task, exactly as with batching off: one model call, no future, no turn of the loop.
+- A queue is batched. For a few turns of the loop after each call (`GATHER_TURNS`: enough for
+  the bytes that arrived during the call to be read and their requests decoded), a request joins
+  the pending batch instead; the batch runs one turn later, when every request decoded in that
+  turn has joined it, bounded by `max_requests` requests and `max_rows` rows (the rest go in the
+  next call, the turn after).
+
+This is what continuous (dynamic) batchers with zero delay do; MLServer's adaptive batcher waits
+instead up to `max_batch_time` after the first request of every batch, the lone ones included.
+When a batched call fails, its requests are retried one by one, so one bad request fails alone.
+Models whose output for a row depends on the other rows of the batch must turn batching off
+(`MODELPILOT_SERVER_BATCHING=false`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +34,11 @@ Columns = dict[str, Any]  # column name -> a list or a 1-D numpy array of its va
 Outputs = dict[str, Any]  # output name -> a numpy array, one element (or row) per input row
 Predict = Callable[[Columns, int], Outputs]
 
+# Turns of the event loop after a model call during which new requests are batched. The bytes
+# that arrived during the call are read in the first turn (uvloop and asyncio both run I/O
+# callbacks there), the request tasks they create run in the second; the third is a margin.
+GATHER_TURNS = 3
+
 
 @dataclass
 class _Item:
@@ -35,41 +47,80 @@ class _Item:
     future: asyncio.Future[Outputs]
 
 
-class Batcher:
-    def __init__(self, predict: Predict, *, max_rows: int) -> None:
-        self.predict = predict
-        self.max_rows = max_rows
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self.calls = 0
+@dataclass
+class Stats:
+    """What the batcher did, for tests and benchmarks (the metrics count requests and rows)."""
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    calls: int = 0  # model calls made
+    requests: int = 0  # requests answered or failed by those calls
+    queued: int = 0  # requests that waited for a later call (the others ran at once)
+    largest: int = 0  # most requests in one call
+
+
+class Batcher:
+    def __init__(self, predict: Predict, *, max_requests: int, max_rows: int) -> None:
+        self.predict = predict
+        self.max_requests = max_requests
+        self.max_rows = max_rows
+        self.stats = Stats()
+        self._pending: deque[_Item] = deque()
+        self._flush: asyncio.Handle | None = None
+        self._turns: asyncio.Handle | None = None  # counts the turns since the last call
+        self._quiet = GATHER_TURNS  # turns since the last call, capped
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop counting turns; requests still pending get CancelledError."""
+        for handle in (self._flush, self._turns):
+            if handle is not None:
+                handle.cancel()
+        self._flush = self._turns = None
+        while self._pending:
+            self._pending.popleft().future.cancel()
+
+    @property
+    def idle(self) -> bool:
+        """No call just ran and no request waits: the next request runs at once."""
+        return self._quiet >= GATHER_TURNS and not self._pending
 
     async def submit(self, columns: Columns, rows: int) -> Outputs:
+        if self.idle:
+            # No call just ran and nobody waits: run now, in this request's task.
+            return self._call_alone(columns, rows)
         future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(columns=columns, rows=rows, future=future))
+        self._pending.append(_Item(columns=columns, rows=rows, future=future))
+        self.stats.queued += 1
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_soon(self._run_pending)
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            items = [first]
-            rows = first.rows
-            while not self._queue.empty() and rows < self.max_rows:
-                item = self._queue.get_nowait()
-                items.append(item)
-                rows += item.rows
+    # ---- model calls ---------------------------------------------------------------------------
+    def _call_alone(self, columns: Columns, rows: int) -> Outputs:
+        self._count(1)
+        try:
+            return self.predict(columns, rows)
+        finally:
+            self._called()
+
+    def _run_pending(self) -> None:
+        self._flush = None
+        items: list[_Item] = []
+        rows = 0
+        while self._pending and len(items) < self.max_requests:
+            item = self._pending[0]
+            if item.future.done():  # cancelled: its client went away
+                self._pending.popleft()
+                continue
+            if items and rows + item.rows > self.max_rows:
+                break
+            items.append(self._pending.popleft())
+            rows += item.rows
+        if items:
             self._serve(items, rows)
+        if self._pending:  # more than one call's worth: the next call, next turn
+            self._flush = asyncio.get_running_loop().call_soon(self._run_pending)
 
     def _serve(self, items: list[_Item], rows: int) -> None:
-        self.calls += 1
+        self._count(len(items))
         if len(items) == 1:
             merged = items[0].columns
         else:
@@ -81,15 +132,33 @@ class Batcher:
             out = self.predict(merged, rows)
         except Exception as exc:
             if len(items) == 1:
-                if not items[0].future.done():
-                    items[0].future.set_exception(exc)
+                items[0].future.set_exception(exc)
                 return
+            self.stats.requests -= len(items)  # counted again by the calls below
             for item in items:  # isolate the request that broke the batch
                 self._serve([item], item.rows)
             return
+        finally:
+            self._called()
         start = 0
         for item in items:
             end = start + item.rows
-            if not item.future.done():  # the client may have gone away
-                item.future.set_result({k: v[start:end] for k, v in out.items()})
+            item.future.set_result({k: v[start:end] for k, v in out.items()})
             start = end
+
+    def _count(self, requests: int) -> None:
+        self.stats.calls += 1
+        self.stats.requests += requests
+        self.stats.largest = max(self.stats.largest, requests)
+
+    # ---- turns of the loop since the last call -------------------------------------------------
+    def _called(self) -> None:
+        self._quiet = 0
+        if self._turns is None:
+            self._turns = asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._quiet += 1
+        self._turns = None
+        if self._quiet < GATHER_TURNS:
+            self._turns = asyncio.get_running_loop().call_soon(self._turn)

@@ -34,13 +34,16 @@ class DataPlane:
         self.window: window.DriftWindow | None = None
         self.load_error: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self.batcher = batching.Batcher(self._predict_columns, max_rows=config.max_batch_rows)
+        self.batcher = batching.Batcher(
+            self._predict_columns,
+            max_requests=config.max_batch_size,
+            max_rows=config.max_batch_rows,
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start loading in the background (called from the app's lifespan)."""
         self._task = asyncio.get_running_loop().create_task(self._load_until_loaded())
-        self.batcher.start()
 
     async def stop(self) -> None:
         await self.batcher.stop()

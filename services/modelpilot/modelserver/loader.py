@@ -104,8 +104,8 @@ def predictor(model: Any, schema: tuple[codec.Column, ...] | None) -> Callable[[
     request (measured: 3.5 ms of 20 under load). So when the signature is plain columns, all
     required, with no params and no type-hint signature, the flavor's own predict function is
     called directly; anything else, or an MLflow without these attributes, goes through
-    `PyFuncModel.predict`. tests/services/modelserver/test_oip_baselines.py checks the answers are the same
-    as MLServer's and `mlflow models serve`'s (which enforce).
+    `PyFuncModel.predict`. tests/services/modelserver/test_oip_baselines.py checks the answers are
+    the same as MLServer's and `mlflow models serve`'s (which enforce).
     """
     fallback: Callable[[Any], Any] = model.predict
     meta = getattr(model, "metadata", None)

@@ -89,6 +89,12 @@ class ServerSettings(pydantic_settings.BaseSettings):
     """Adaptive batching: requests that arrive while the model runs share its next call. Turn off
     for models whose output for a row depends on the rest of the batch."""
 
+    max_batch_size: int = pydantic.Field(
+        default=32, gt=0, description="Most requests one batched model call takes."
+    )
+    """With batching on, the most requests one model call takes (MLServer's `max_batch_size`);
+    a batch also stops at `max_batch_rows` rows. A request that finds no queue runs at once."""
+
     drift_window: bool = pydantic.Field(
         default=True, description="Keep a drift window over the reference profile."
     )
