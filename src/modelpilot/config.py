@@ -15,6 +15,7 @@ and `describe` names the variable the user actually set.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Collection, Mapping
@@ -38,6 +39,19 @@ def variables(cls: type[pydantic_settings.BaseSettings], field: str) -> list[str
     if isinstance(alias, str):
         return [alias]
     return [f"{cls.model_config.get('env_prefix', '')}{field.upper()}"]
+
+
+def table(cls: type[pydantic_settings.BaseSettings]) -> str:
+    """The settings of `cls` as a Markdown table (variable, default, description; former names
+    after the current one), for the docs: a test keeps the docs equal to it."""
+    rows = ["| variable | default | what |", "|---|---|---|"]
+    for name, info in cls.model_fields.items():
+        current, *former = variables(cls, name)
+        names = f"`{current}`" + "".join(f" (formerly `{old}`)" for old in former)
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default is None else f"`{json.dumps(default)}`"
+        rows.append(f"| {names} | {shown} | {info.description or ''} |")
+    return "\n".join(rows)
 
 
 def _field_of(cls: type[pydantic_settings.BaseSettings], loc: str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelpilot import config, errors
-
 from modelpilot.api import rbac
 from modelpilot.kube import apply
 from modelpilot.operator import main as operator_main
@@ -157,6 +157,14 @@ def test_a_bad_former_variable_is_reported_under_the_name_the_user_set(
         errors.InputError, match=r"^--latency-window \(MODELPILOT_OPERATOR_LATENCY_WINDOW\): "
     ):
         config.load(settings_mod.OperatorSettings, {"latency_window": "5"}, flags=True)
+
+
+def test_the_docs_list_every_operator_setting_with_its_default() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    table = config.table(settings_mod.OperatorSettings)
+    assert table in docs, "paste config.table(OperatorSettings) into docs/architecture.md"
+    assert "`MODELPILOT_OPERATOR_STATS_URLS` (formerly `MODELPILOT_EXPERIMENT_STATS_URLS`)" in table
+    assert all(f.description for f in settings_mod.OperatorSettings.model_fields.values())
 
 
 def test_kopf_keeps_its_state_in_annotations_and_peers_only_when_named() -> None:
