@@ -12,13 +12,14 @@ the status therefore only ever holds what the CRD documents.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import logging
 import os
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import prometheus_client
@@ -40,6 +41,9 @@ MLFLOW_ENV = {
 }
 
 
+_NOT_ESSENCE = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+
 class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     """kopf's last-handled-configuration holding `spec` only, never the user's annotations.
 
@@ -47,6 +51,11 @@ class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     annotation (150 KB is legal) then makes kopf's patches exceed the API server's 256 KiB limit
     on all annotations ("Too long") and the object can no longer be handled. Our update handlers
     watch `spec` only, so nothing else is needed in the diff base.
+
+    kopf builds the essence on every watch event by deep-copying the whole body (managedFields and
+    a status with up to 100 history entries included) and then dropping most of it; here only the
+    top-level fields that stay (the spec) are copied, which was a tenth of the event loop's time
+    with 1,000 ModelDeployments applied at once.
     """
 
     def build(
@@ -55,9 +64,33 @@ class SpecDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         body: kopf.Body,
         extra_fields: Iterable[kopf.FieldSpec] | None = None,
     ) -> kopf.BodyEssence:
-        essence = super().build(body=body, extra_fields=extra_fields)
-        essence.pop("metadata", None)
-        return essence
+        extra = [
+            tuple(field.split(".")) if isinstance(field, str) else tuple(field or ())
+            for field in extra_fields or ()
+        ]
+        if any(not path or path[0] in _NOT_ESSENCE for path in extra):
+            # A handler follows a field outside the kept stanzas: kopf's own (slower) way.
+            essence = super().build(body=body, extra_fields=extra_fields)
+            essence.pop("metadata", None)
+            return essence
+        kept = {k: copy.deepcopy(v) for k, v in body.items() if k not in _NOT_ESSENCE}
+        return cast(kopf.BodyEssence, kept)
+
+
+class _QuietEventSuccess(logging.Filter):
+    """Drops kopf's "Handler '...event' succeeded." lines: one per watch event, saying nothing.
+
+    At 1,000 ModelDeployments applied at once that was ~20 lines per ModelDeployment (a tenth of
+    the event loop's time); failures, and the create/update handlers' lines, are still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (
+            record.levelno == logging.INFO
+            and message.startswith("Handler '")
+            and message.endswith("_event' succeeded.")
+        )
 
 
 def tune_mlflow_client() -> None:
@@ -142,6 +175,9 @@ def _serve_metrics(
 def run(settings: settings_mod.OperatorSettings) -> None:
     """Run the operator in the foreground until SIGINT/SIGTERM."""
     kopf.configure(verbose=False)
+    quiet = _QuietEventSuccess()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
     kopf.run(
         registry=build_registry(settings),
         settings=build_kopf_settings(settings),
