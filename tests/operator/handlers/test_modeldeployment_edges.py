@@ -74,6 +74,27 @@ def test_an_idle_operator_makes_no_api_request_across_several_periodic_checks(
     assert md["metadata"].get("finalizers") in (None, [])
 
 
+def test_becoming_ready_after_a_create_reads_nothing_back_from_the_api_server(
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    operator_kubeconfig: Path,
+    tracking_uri: str,
+    registered_model: op.RegisteredModel,
+) -> None:
+    # Issue 18 (1,000 at once): every Ready flip read its ModelDeployment back with a GET, though
+    # the watch cache already held the conditions the operator had just written.
+    settings = op.operator_settings(tracking_uri, namespace, resync_seconds=600)
+    with op.kopf_operator(settings, operator_kubeconfig):
+        before = apply.REQUESTS["GET"]
+        op.apply_yaml(
+            control_plane, op.modeldeployment("iris", registered_model.name), "-n", namespace
+        )
+        md = op.wait_for("Ready", lambda: ready_md(control_plane, namespace), timeout=30)
+        after = apply.REQUESTS["GET"]
+    assert after - before == 0
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+
+
 def test_a_hand_edit_is_repaired_from_its_watch_event_long_before_the_resync(
     control_plane: controlplane.ControlPlane,
     namespace: str,

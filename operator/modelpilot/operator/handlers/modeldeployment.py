@@ -145,6 +145,7 @@ class Controller:
         self._served: dict[str, resolve.ResolvedModel] = {}
         self._generations: dict[str, int] = {}  # uid -> the generation we last converged
         self._verified: dict[str, tuple[Any, ...]] = {}  # uid -> inputs last found converged
+        self._written: dict[str, list[dict[str, Any]]] = {}  # uid -> conditions we last wrote
         self._resolved: dict[tuple[str, str, str, str], tuple[float, resolve.ResolvedModel]] = {}
         self.indexes: Indexes | None = None
         self._dirty: set[ObjectKey] = set()
@@ -174,6 +175,7 @@ class Controller:
                 self._served.pop(uid, None)
                 self._generations.pop(uid, None)
                 self._verified.pop(uid, None)
+                self._written.pop(uid, None)
             for applied_key in [k for k in self._applied if k[0] == namespace]:
                 if applied_key[2] == name or applied_key[2].startswith(f"{name}-"):
                     self._applied.pop(applied_key, None)
@@ -331,6 +333,7 @@ class Controller:
                 "conditions": updated,
             },
         )
+        self._remember_written(body, updated)
         self._served[body["metadata"]["uid"]] = model
         self._generations[body["metadata"]["uid"]] = generation
         if previous != model["version"]:
@@ -426,6 +429,7 @@ class Controller:
             name=meta.name_of(body),
             status={"observedGeneration": generation, "conditions": updated},
         )
+        self._remember_written(body, updated)
         previous = conditions.find(existing, conditions.DEGRADED)
         if previous is None or previous["status"] != "True" or previous["reason"] != reason:
             log.warning("%s: %s", reason, exc)
@@ -549,8 +553,12 @@ class Controller:
                 and failure is None
             ):
                 return False  # still rolling out, and nothing says it cannot finish
-        # The cache may lag behind our own last status write: decide on the object as it is.
-        fresh = apply.get(common.API_VERSION, KIND, namespace=namespace, name=name)
+        # The cache may lag behind our own last status write: decide on the object as it is,
+        # which is the cached one when it holds the conditions we last wrote (we are the only
+        # writer of this status), else read it back.
+        fresh: Mapping[str, Any] | None = md
+        if not self._holds_last_write(md):
+            fresh = apply.get(common.API_VERSION, KIND, namespace=namespace, name=name)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return False
         status = fresh.get("status") or {}
@@ -570,9 +578,21 @@ class Controller:
         apply.patch_status(
             common.API_VERSION, KIND, namespace=namespace, name=name, status={"conditions": updated}
         )
+        self._remember_written(fresh, updated)
         log.info("Ready=%s: %s", wanted, message)
         _events_on_flips(fresh, existing, updated)
         return False  # verified at the next check, against the status as now written
+
+    def _remember_written(
+        self, body: Mapping[str, Any], written: Sequence[conditions.Condition]
+    ) -> None:
+        self._written[body["metadata"]["uid"]] = [dict(c) for c in written]
+
+    def _holds_last_write(self, md: Mapping[str, Any]) -> bool:
+        """True when `md` (from the cache) carries the conditions this process last wrote."""
+        written = self._written.get(md["metadata"]["uid"])
+        cached = list((md.get("status") or {}).get("conditions") or [])
+        return written is not None and [dict(c) for c in cached] == written
 
     # ---- readiness from the API (the relist baseline) ------------------------------------------
     def workload_changed(self, deployment: Mapping[str, Any], *, logger: Logger) -> None:
