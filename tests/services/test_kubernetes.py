@@ -148,9 +148,9 @@ def test_the_drift_job_writes_drift_status_the_condition_and_an_event(
         "--tracking-uri",
         iris_model.tracking_uri,
         "--window-url",
-        a.url,
+        a.admin,  # /drift/window is on the admin port (issue 15)
         "--window-url",
-        b.url,
+        b.admin,
     ]
     cli_main.main(argv)
     capsys.readouterr()
