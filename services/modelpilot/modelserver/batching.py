@@ -7,8 +7,8 @@ wait in the sockets; the loop reads them in the turns right after the call. Henc
 
 - No queue, no wait. A request that finds no call just ended and nothing pending is run at once,
   in its own task, exactly as with batching off: one model call, no future, no turn of the loop.
-- A queue is batched. For a few turns of the loop after each call (`GATHER_TURNS`: enough for
-  the bytes that arrived during the call to be read and their requests decoded), a request joins
+- A queue is batched. For a turn or two of the loop after each call (`gather_turns`: until the
+  bytes that arrived during the call have been read and their requests decoded), a request joins
   the pending batch instead; the batch runs one turn later, when every request decoded in that
   turn has joined it, bounded by `max_requests` requests and `max_rows` rows (the rest go in the
   next call, the turn after).
@@ -34,10 +34,20 @@ Columns = dict[str, Any]  # column name -> a list or a 1-D numpy array of its va
 Outputs = dict[str, Any]  # output name -> a numpy array, one element (or row) per input row
 Predict = Callable[[Columns, int], Outputs]
 
-# Turns of the event loop after a model call during which new requests are batched. The bytes
-# that arrived during the call are read in the first turn (uvloop and asyncio both run I/O
-# callbacks there), the request tasks they create run in the second; the third is a margin.
-GATHER_TURNS = 3
+
+def gather_turns(loop: asyncio.AbstractEventLoop) -> int:
+    """Turns of the loop after a model call during which a decoded request joins a batch: until
+    the requests whose bytes arrived during the call have been decoded, and no longer, so that
+    a client's next request after its answer runs at once.
+
+    uvloop (what uvicorn runs, and so production) reads the sockets in the same iteration as the
+    call, after it (libuv's poll phase follows the ready callbacks), and writes the answers at the
+    end of that iteration; the request tasks it created run in the next turn, before the batch
+    window is closed by the callback counting the second. A client's next request can be read in
+    that next turn at the earliest, so its task runs in the second, when the window is closed.
+    asyncio's own loop reads the sockets at the start of the next iteration instead, so its
+    request tasks run one turn later and the window needs one more turn."""
+    return 2 if type(loop).__module__.startswith("uvloop") else 3
 
 
 @dataclass
@@ -66,7 +76,8 @@ class Batcher:
         self._pending: deque[_Item] = deque()
         self._flush: asyncio.Handle | None = None
         self._turns: asyncio.Handle | None = None  # counts the turns since the last call
-        self._quiet = GATHER_TURNS  # turns since the last call, capped
+        self._window = 3  # turns of the batch window (set for the running loop on first use)
+        self._quiet = self._window  # turns since the last call, capped
 
     async def stop(self) -> None:
         """Stop counting turns; requests still pending get CancelledError."""
@@ -80,7 +91,7 @@ class Batcher:
     @property
     def idle(self) -> bool:
         """No call just ran and no request waits: the next request runs at once."""
-        return self._quiet >= GATHER_TURNS and not self._pending
+        return self._quiet >= self._window and not self._pending
 
     async def submit(self, columns: Columns, rows: int) -> Outputs:
         if self.idle:
@@ -155,10 +166,12 @@ class Batcher:
     def _called(self) -> None:
         self._quiet = 0
         if self._turns is None:
-            self._turns = asyncio.get_running_loop().call_soon(self._turn)
+            loop = asyncio.get_running_loop()
+            self._window = gather_turns(loop)
+            self._turns = loop.call_soon(self._turn)
 
     def _turn(self) -> None:
         self._quiet += 1
         self._turns = None
-        if self._quiet < GATHER_TURNS:
+        if self._quiet < self._window:
             self._turns = asyncio.get_running_loop().call_soon(self._turn)

@@ -67,7 +67,9 @@ class Server:
 
 
 @contextmanager
-def in_process_server(model: svc.RegisteredModel, **options: Any) -> Iterator[Server]:
+def in_process_server(
+    model: svc.RegisteredModel, *, loop: str = "uvloop", **options: Any
+) -> Iterator[Server]:
     port = ports.free_port()
     config = settings.ServerSettings(
         model_uri=f"models:/{model.name}/{model.version}",
@@ -81,7 +83,14 @@ def in_process_server(model: svc.RegisteredModel, **options: Any) -> Iterator[Se
     plane: dataplane.DataPlane = application.state.plane
     served = rest.FastPath(application, plane=plane, limit=config.max_body_bytes)
     server = uvicorn.Server(
-        uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            served,
+            host="127.0.0.1",
+            port=port,
+            loop=loop,  # type: ignore[arg-type]
+            log_level="warning",
+            access_log=False,
+        )
     )
     thread = threading.Thread(target=server.run, name="model-server", daemon=True)
     thread.start()
@@ -116,9 +125,15 @@ class _NoLog:
 _NO_LOG = _NoLog()
 
 
-@pytest.fixture(scope="module")
-def batching_server(iris_model: svc.RegisteredModel) -> Iterator[Server]:
-    with in_process_server(iris_model, batching=True, max_batch_size=4) as server:
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def batching_server(
+    request: pytest.FixtureRequest, iris_model: svc.RegisteredModel
+) -> Iterator[Server]:
+    """uvloop is what uvicorn runs in production; asyncio's loop reads sockets a turn later
+    (`batching.gather_turns`), so both are shown."""
+    with in_process_server(
+        iris_model, loop=request.param, batching=True, max_batch_size=4
+    ) as server:
         yield server
 
 
