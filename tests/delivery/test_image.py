@@ -381,8 +381,17 @@ def registered(mlflow_in_image: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
+def served_admin_port() -> int:
+    """The model server's admin port (/drift/window, /metrics; issue 15): host network, not 8082."""
+    return ports.free_port()
+
+
+@pytest.fixture(scope="module")
 def served(
-    built: images_mod.Images, mlflow_in_image: str, registered: tuple[str, str]
+    built: images_mod.Images,
+    mlflow_in_image: str,
+    registered: tuple[str, str],
+    served_admin_port: int,
 ) -> Iterator[str]:
     """The model-server image with the env the operator writes (builders/workloads.py)."""
     name, version = registered
@@ -394,7 +403,7 @@ def served(
         "MODELPILOT_SERVER_VARIANT": "stable",
         "MODELPILOT_SERVER_HOST": "127.0.0.1",
         "MODELPILOT_SERVER_PORT": str(port),
-        "MODELPILOT_SERVER_ADMIN_PORT": str(ports.free_port()),  # host network: not 8082
+        "MODELPILOT_SERVER_ADMIN_PORT": str(served_admin_port),
     }
     with container(built.ref("model-server"), env=env) as cname:
         url = f"http://127.0.0.1:{port}"
@@ -468,7 +477,11 @@ def test_router_image_forwards_to_the_model_server_and_takes_rewards(
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_drift_image_computes_drift_from_the_model_servers_window(
-    built: images_mod.Images, served: str, mlflow_in_image: str, registered: tuple[str, str]
+    built: images_mod.Images,
+    served: str,
+    served_admin_port: int,
+    mlflow_in_image: str,
+    registered: tuple[str, str],
 ) -> None:
     # Shifted inputs (every feature +3 cm) fill the server's window: drift must show.
     shifted = [{k: v + 3.0 for k, v in row.items()} for row in IRIS_ROWS * 50]
@@ -491,8 +504,8 @@ def test_drift_image_computes_drift_from_the_model_servers_window(
         built.ref("drift"),
         "--deployment",
         "iris",
-        "--window-url",
-        served,
+        "--window-url",  # the window is served on the admin port only (issue 15)
+        f"http://127.0.0.1:{served_admin_port}",
         "--model",
         f"{name}/{version}",
         "--no-status",
