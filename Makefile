@@ -49,7 +49,7 @@ test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries 
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: venv k8s-binaries node-binaries images ## the end-to-end tier alone on a real node (part of make test; ~12 min with warm caches, +5 min when the images rebuild)
+test-e2e: venv k8s-binaries node-binaries images ## the end-to-end tier alone on a real node (part of make test; ~9 min with warm caches, +5 min when the images rebuild)
 	$(PY) -m pytest tests/e2e -m "realnode" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
