@@ -82,6 +82,8 @@ def _container(
         "livenessProbe": {"httpGet": {"path": live, "port": "http"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": ready, "port": "http"}, "periodSeconds": 5},
         "startupProbe": startup_probe(startup),
+        # Keep serving while the endpoint removal reaches kube-proxy, then SIGTERM (drains).
+        "lifecycle": {"preStop": {"sleep": {"seconds": constants.DRAIN_SECONDS}}},
         "securityContext": meta.RESTRICTED_CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
