@@ -10,13 +10,10 @@ on both sides; bench/drift.py runs its Evidently sides with that venv's Python. 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from modelpilot.testing import venvs
 
 EVIDENTLY = "0.7.23"
 
@@ -34,29 +31,9 @@ def requirements() -> list[str]:
     ]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MODELPILOT_CACHE", Path.home() / ".cache" / "modelpilot"))
-
-
 def ensure_venv() -> Path:
     """The venv's directory, made (once per requirements and Python) with `venv` and pip."""
-    reqs = requirements()
-    key = hashlib.sha256(json.dumps([sys.version, *reqs]).encode()).hexdigest()[:12]
-    venv = cache_dir() / "venvs" / f"evidently-{key}"
-    marker = venv / ".installed"
-    if marker.exists():
-        return venv
-    print(f"making Evidently's venv {venv} ({', '.join(reqs)}) ...", file=sys.stderr)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, *reqs], check=True)
-    except subprocess.CalledProcessError as exc:
-        raise EvidentlyError(f"Evidently venv: {exc}") from exc
-    marker.write_text("\n".join(reqs) + "\n")
-    return venv
+    return venvs.ensure("Evidently", requirements(), EvidentlyError)
 
 
 def python() -> Path:

@@ -15,17 +15,15 @@ batching is its own (`max_batch_size` requests, `max_batch_time` seconds), on or
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelpilot.testing import ports, processes
+from modelpilot.testing import ports, processes, venvs
 
 MLSERVER = "1.7.1"
 
@@ -44,29 +42,9 @@ def requirements() -> list[str]:
     ]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MODELPILOT_CACHE", Path.home() / ".cache" / "modelpilot"))
-
-
 def ensure_venv() -> Path:
     """The venv's directory, made (once per requirements and Python) with `venv` and pip."""
-    reqs = requirements()
-    key = hashlib.sha256(json.dumps([sys.version, *reqs]).encode()).hexdigest()[:12]
-    venv = cache_dir() / "venvs" / f"mlserver-{key}"
-    marker = venv / ".installed"
-    if marker.exists():
-        return venv
-    print(f"making MLServer's venv {venv} ({', '.join(reqs)}) ...", file=sys.stderr)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, *reqs], check=True)
-    except subprocess.CalledProcessError as exc:
-        raise MLServerError(f"MLServer venv: {exc}") from exc
-    marker.write_text("\n".join(reqs) + "\n")
-    return venv
+    return venvs.ensure("MLServer", requirements(), MLServerError)
 
 
 @dataclass(frozen=True)
