@@ -247,6 +247,17 @@ def test_the_better_challenger_is_promoted_even_when_the_operator_pod_is_deleted
 def test_a_rollout_to_a_new_version_under_continuous_traffic_fails_no_request(
     cluster: e2e.Cluster,
 ) -> None:
+    # The earlier tests' model servers (the promotion retires the old champion) drain for
+    # DRAIN_SECONDS after they leave the Service: start once they are gone, so every answer comes
+    # from the version serving now or from version 3.
+    selector = "app.kubernetes.io/instance=iris,app.kubernetes.io/component=model-server"
+    e2e.poll(
+        "the earlier model servers gone (none terminating)",
+        lambda: (
+            not any(p["metadata"].get("deletionTimestamp") for p in cluster.items("pods", selector))
+        ),
+        timeout=120,
+    )
     cluster.script_job(
         "traffic-rollout", "traffic.py", "rollout", cluster.router_url("iris"), "3", "600"
     )
