@@ -6,7 +6,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml operator/pyproject.toml services/pyproject.toml dev/pyproject.toml | sha256sum | cut -c1-12)
+# The project's distributions, one directory each (docs/architecture.md, "Layout"): the core at the
+# root, the operator, one per service (and their shared server frame), and the dev-only harnesses.
+SERVICES := httpserver router modelserver driftjob
+DISTS := . operator $(addprefix services/,$(SERVICES)) dev
+PYPROJECTS := $(patsubst ./%,%,$(addsuffix /pyproject.toml,$(DISTS)))
+STAMP := $(VENV)/.installed-$(shell cat $(PYPROJECTS) | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -14,20 +19,24 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 # ---- set-up ------------------------------------------------------------------------------
-# The four distributions, editable: the core with its CLI tooling and the dev tools, the operator,
-# the services with every service's extra, and the development-only modelpilot-dev (dev/: the
-# test harnesses modelpilot.testing and the demo modelpilot.demo). The benchmarks' baselines
+# Every distribution, editable: the core with its CLI tooling and the dev tools, the operator, each
+# service (router, model server, drift job) and the server frame two of them share, and the
+# development-only modelpilot-dev (dev/: the test harnesses modelpilot.testing and the demo
+# modelpilot.demo). A venv made before the services were split holds modelpilot-services, whose
+# entry points would repeat the new ones: it is removed first. The benchmarks' baselines
 # (MLServer, Evidently) make venvs of their own on first use (modelpilot.testing.mlserver,
 # .evidently): they pin nothing here.
-$(STAMP): pyproject.toml operator/pyproject.toml services/pyproject.toml dev/pyproject.toml
+$(STAMP): $(PYPROJECTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@if $(PY) -m pip show --quiet modelpilot-services 2>/dev/null; then \
+	  $(PY) -m pip uninstall --quiet --yes modelpilot-services; fi
 	$(PY) -m pip install --quiet -e '.[cli,dev]' -e ./operator \
-	  -e './services[router,modelserver,driftjob]' -e ./dev
+	  $(foreach s,$(SERVICES),-e ./services/$(s)) -e ./dev
 	@rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## create .venv; install the core, operator, services and dev-only harnesses (editable) with the dev extras
+venv: $(STAMP) ## create .venv; install every distribution (core, operator, each service, dev-only harnesses) editable, with the dev extras
 
 # ---- gates -------------------------------------------------------------------------------
 .PHONY: fmt
@@ -40,7 +49,7 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	@# The roots of the namespace package by path: `mypy -p modelpilot` stops at src/.
-	$(VENV)/bin/mypy src/modelpilot operator/modelpilot services/modelpilot dev/modelpilot
+	$(VENV)/bin/mypy src/modelpilot operator/modelpilot $(foreach s,$(SERVICES),services/$(s)/modelpilot) dev/modelpilot
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
@@ -101,7 +110,7 @@ bench-serving-mlserver: venv ## model server vs MLServer 1.7 (its own venv): v2 
 	$(PY) bench/serving.py --mlserver-only --seconds 5 --out bench/out/serving.json
 
 proto: venv ## regenerate the model server's gRPC modules from modelserver/proto/predict_v2.proto (grpcio-tools)
-	cd services && ../$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. modelpilot/modelserver/proto/predict_v2.proto
+	cd services/modelserver && ../../$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. modelpilot/modelserver/proto/predict_v2.proto
 
 # [lifecycle targets]
 .PHONY: lifecycle-test examples sweep-example
