@@ -1,6 +1,6 @@
-"""The operator's and the services' commands reach the `modelpilot` CLI as entry points of their own
-distributions (issue 14, item 5): the core imports neither, and a command whose distribution is
-absent says which one to install."""
+"""The operator's and each service's commands reach the `modelpilot` CLI as entry points of their
+own distributions (issue 14, item 5): the core imports none of them, and a command whose
+distribution is absent says which one to install."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def test_each_plugin_command_is_an_entry_point_of_the_distribution_that_owns_its
 
     assert owners == {
         "operator.run": ("modelpilot-operator", "modelpilot.operator.cli"),
-        "serve.model": ("modelpilot-services", "modelpilot.modelserver.cli"),
-        "serve.router": ("modelpilot-services", "modelpilot.router.cli"),
-        "drift.run": ("modelpilot-services", "modelpilot.driftjob.cli"),
+        "serve.model": ("modelpilot-modelserver", "modelpilot.modelserver.cli"),
+        "serve.router": ("modelpilot-router", "modelpilot.router.cli"),
+        "drift.run": ("modelpilot-driftjob", "modelpilot.driftjob.cli"),
     }
+    # The core's map of what to install for a missing command names the same distributions.
+    assert {name: dist for name, (dist, _) in owners.items()} == cli_main.PLUGIN_COMMANDS
 
 
 @pytest.mark.parametrize(
@@ -52,3 +54,25 @@ def test_a_group_whose_distribution_is_absent_names_the_distribution_to_install(
     assert code == 2
     assert "modelpilot-operator" in err
     assert "pip install modelpilot-operator" in err
+
+
+def test_in_an_image_with_one_service_the_other_services_command_names_its_distribution(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As in the router's image: modelpilot-router installed, modelpilot-modelserver not.
+    installed = cli_main._plugins
+    monkeypatch.setattr(
+        cli_main, "_plugins", lambda group: [e for e in installed(group) if e.name != "serve.model"]
+    )
+
+    code, out, _ = run(["serve", "--help"], capsys)
+    assert code == 0
+    assert "(not installed: modelpilot-modelserver)" in out
+
+    code, _, err = run(["serve", "model", "--model-uri", "models:/iris/1"], capsys)
+    assert code == 2
+    assert "pip install modelpilot-modelserver" in err
+
+    code, out, _ = run(["serve", "router", "--help"], capsys)
+    assert code == 0
+    assert "--routes-file" in out

@@ -177,8 +177,8 @@ or a null-rate change of at least {report.null_rate_threshold}).</p>
 """
 
 
-# `drift run`, the drift CronJob's command, lives with the data plane (services/.../driftjob, in
-# the modelpilot-services distribution), which adds it through the entry point `drift.run`.
+# `drift run`, the drift CronJob's command, lives with the drift job (services/driftjob, the
+# modelpilot-driftjob distribution), which adds it through the entry point `drift.run`.
 @click.group("drift")
 def drift() -> None:
     """Data drift between a reference and a current data set."""

@@ -8,9 +8,10 @@ answer (`Unavailable`: try again), 1 for a check that failed, never a traceback.
 
 The other distributions add their commands through entry points (group `modelpilot.cli`, names
 `<group>.<command>`), as pytest and MLServer find their plug-ins: modelpilot-operator adds
-`operator run`, modelpilot-services adds `serve model`, `serve router` and `drift run`. So this
-package never imports the operator or a service (import-linter's independence contract), and a
-command whose distribution is not installed says which one to install.
+`operator run`, modelpilot-modelserver `serve model`, modelpilot-router `serve router` and
+modelpilot-driftjob `drift run` (one distribution per service, so an image holds one of them).
+So this package never imports the operator or a service (import-linter's independence
+contract), and a command whose distribution is not installed says which one to install.
 """
 
 from __future__ import annotations
@@ -40,14 +41,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PLUGINS = "modelpilot.cli"
 """The entry-point group of the commands other distributions add (`<group>.<command>`)."""
 
-PLUGIN_GROUPS: dict[str, tuple[str, str]] = {
-    "operator": (
-        "The Kubernetes operator (ModelDeployment and Experiment controllers).",
-        "modelpilot-operator",
-    ),
-    "serve": ("Run the data plane locally: a model server or a router.", "modelpilot-services"),
+PLUGIN_GROUPS: dict[str, str] = {
+    "operator": "The Kubernetes operator (ModelDeployment and Experiment controllers).",
+    "serve": "Run the data plane locally: a model server or a router.",
 }
-"""Groups made only of plug-in commands: name -> (help, the distribution that provides them)."""
+"""Groups made only of plug-in commands: name -> help."""
+
+PLUGIN_COMMANDS: dict[str, str] = {
+    "operator.run": "modelpilot-operator",
+    "serve.model": "modelpilot-modelserver",
+    "serve.router": "modelpilot-router",
+    "drift.run": "modelpilot-driftjob",
+}
+"""The plug-in commands known to the core -> the distribution that provides each: where it is not
+installed (the router's image has no `serve model`), the command says what to install."""
 
 
 def _plugins(group: str) -> list[importlib.metadata.EntryPoint]:
@@ -61,8 +68,8 @@ def _plugins(group: str) -> list[importlib.metadata.EntryPoint]:
     )
 
 
-def _not_installed(name: str, help_text: str, distribution: str) -> click.Command:
-    """A stand-in for a group whose distribution is absent: any use says what to install."""
+def _not_installed(name: str, distribution: str) -> click.Command:
+    """A stand-in for a command whose distribution is absent: any use says what to install."""
 
     def fail() -> None:
         raise errors.InputError(
@@ -71,9 +78,10 @@ def _not_installed(name: str, help_text: str, distribution: str) -> click.Comman
         )
 
     return click.Command(
-        name,
+        name.split()[-1],
         callback=fail,
-        help=f"{help_text} (not installed: {distribution})",
+        help=f"Not installed here: pip install {distribution}.",
+        short_help=f"(not installed: {distribution})",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
         add_help_option=False,
     )
@@ -90,15 +98,16 @@ class LazyGroup(click.Group):
             module, attr = COMMANDS[cmd_name]
             command = getattr(importlib.import_module(module), attr)
         elif cmd_name in PLUGIN_GROUPS:
-            help_text, distribution = PLUGIN_GROUPS[cmd_name]
-            if not plugins:
-                return _not_installed(cmd_name, help_text, distribution)
-            command = click.Group(cmd_name, help=help_text)
+            command = click.Group(cmd_name, help=PLUGIN_GROUPS[cmd_name])
         else:
             return None
         if isinstance(command, click.Group):
             for entry in plugins:
                 command.add_command(entry.load(), entry.name.split(".", 1)[1])
+            for name, distribution in PLUGIN_COMMANDS.items():
+                group, sub = name.split(".", 1)
+                if group == cmd_name and sub not in command.commands:
+                    command.add_command(_not_installed(f"{group} {sub}", distribution))
         return command
 
 

@@ -2,7 +2,7 @@
 
 Flags override the `MODELPILOT_SERVER_*` environment (the container images use the environment;
 people use flags). A bad setting is one line naming it, exit 2. Registered on the core CLI's
-`serve` group through the entry point `serve.model` of modelpilot-services (`serve router` is
+`serve` group through the entry point `serve.model` of modelpilot-modelserver (`serve router` is
 `modelpilot.router.cli`'s).
 """
 

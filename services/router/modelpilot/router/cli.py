@@ -2,7 +2,7 @@
 
 Flags override the `MODELPILOT_ROUTER_*` environment (the container images use the environment;
 people use flags). A bad setting is one line naming it, exit 2. Registered on the core CLI's
-`serve` group through the entry point `serve.router` of modelpilot-services.
+`serve` group through the entry point `serve.router` of modelpilot-router.
 """
 
 from __future__ import annotations
