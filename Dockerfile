@@ -1,18 +1,21 @@
 # syntax=docker/dockerfile:1
 # The modelpilot images, one per component, each holding only its distributions and what they
-# import (issue 14, item 5): the product is four distributions (the core at the root,
-# operator/ modelpilot-operator, services/ modelpilot-services with one extra per service; dev/ is
-# development-only and never copied), and each image installs
-#   router        modelpilot-services[router]        (no MLflow, scipy, pandas, scikit-learn)
-#   model-server  modelpilot-services[modelserver]   (MLflow's skinny client, scikit-learn)
-#   drift         modelpilot-services[driftjob]
+# import (issue 14, item 5): the product is the core at the root, operator/ (modelpilot-operator)
+# and one distribution per service under services/, as MLServer ships its runtimes
+# (services/router modelpilot-router, services/modelserver modelpilot-modelserver,
+# services/driftjob modelpilot-driftjob, and services/httpserver modelpilot-httpserver, the server
+# frame the router and the model server share); dev/ is development-only and never copied. Each
+# image installs
+#   router        modelpilot-router + modelpilot-httpserver   (no MLflow, scipy, pandas, sklearn)
+#   model-server  modelpilot-modelserver + modelpilot-httpserver   (MLflow's skinny client, sklearn)
+#   drift         modelpilot-driftjob
 #   operator      modelpilot-operator
 #   modelpilot    modelpilot[cli] + the operator + every service: the general image, with the full
 #                 MLflow (the chart's optional registry runs `mlflow server` from it)
-# with the core they depend on. Multi-stage: the build stages have pip and the build backend; each
-# runtime image has only its virtual environment, runs as an unprivileged user, and works with a
-# read-only root filesystem (everything writable is under /tmp, which the chart mounts as an
-# emptyDir).
+# with the core they depend on, and no other service's code. Multi-stage: the build stages have
+# pip and the build backend; each runtime image has only its virtual environment, runs as an
+# unprivileged user, and works with a read-only root filesystem (everything writable is under
+# /tmp, which the chart mounts as an emptyDir).
 #   docker build -t ghcr.io/modelpilot/modelpilot:0.1.0 .
 #   docker build --target router -t ghcr.io/modelpilot/router:0.1.0 .
 # `make images` builds all five.
@@ -21,22 +24,26 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # Each image's dependency list alone, in a stage of its own: an image's install layer below is
 # keyed by its own list's bytes, so an edit of the code, or of another image's dependencies,
-# reuses it (hack/images/requirements.py reads the three pyproject.toml files).
+# reuses it (hack/images/requirements.py reads the distributions' pyproject.toml files).
 FROM ${PYTHON_IMAGE} AS requirements
 WORKDIR /src
 COPY pyproject.toml ./
 COPY operator/pyproject.toml ./operator/
-COPY services/pyproject.toml ./services/
+COPY services/httpserver/pyproject.toml ./services/httpserver/
+COPY services/router/pyproject.toml ./services/router/
+COPY services/modelserver/pyproject.toml ./services/modelserver/
+COPY services/driftjob/pyproject.toml ./services/driftjob/
 COPY hack/images/requirements.py /tmp/
 RUN mkdir /requirements \
-    && python3 /tmp/requirements.py . 'modelpilot-services[router]' > /requirements/router.txt \
-    && python3 /tmp/requirements.py . 'modelpilot-services[modelserver]' > /requirements/model-server.txt \
-    && python3 /tmp/requirements.py . 'modelpilot-services[driftjob]' > /requirements/drift.txt \
+    && python3 /tmp/requirements.py . modelpilot-router > /requirements/router.txt \
+    && python3 /tmp/requirements.py . modelpilot-modelserver > /requirements/model-server.txt \
+    && python3 /tmp/requirements.py . modelpilot-driftjob > /requirements/drift.txt \
     && python3 /tmp/requirements.py . modelpilot-operator > /requirements/operator.txt \
     && python3 /tmp/requirements.py . 'modelpilot[cli]' modelpilot-operator \
-         'modelpilot-services[router,modelserver,driftjob]' > /requirements/modelpilot.txt
+         modelpilot-router modelpilot-modelserver modelpilot-driftjob > /requirements/modelpilot.txt
 
-# The three product wheels, built once for every image.
+# The product wheels (the core, the operator, each service and the shared frame), built once for
+# every image.
 FROM ${PYTHON_IMAGE} AS wheels
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
@@ -52,10 +59,11 @@ COPY services ./services
 # pip steps only and never lands in a layer.
 RUN --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
-    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . ./operator ./services
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . ./operator \
+         ./services/httpserver ./services/router ./services/modelserver ./services/driftjob
 
 # One virtual environment per image: its requirements (a cached layer), then the product wheels it
-# needs without their dependencies (already there), then a check that every requirement is met and
+# needs (and no other) without their dependencies (already there), then a check that every requirement is met and
 # that its entry point imports. The dependencies' own test suites (pandas, scipy, numpy,
 # pyarrow...) are never imported at run time; removing them shrinks the image. The compiled
 # bytecode stays: a read-only root cannot write it, and every pod start would compile again.
@@ -69,7 +77,8 @@ RUN --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
     && /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
 COPY --from=wheels /wheels /tmp/wheels
-RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl /tmp/wheels/modelpilot_services-*.whl \
+RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl \
+      /tmp/wheels/modelpilot_httpserver-*.whl /tmp/wheels/modelpilot_router-*.whl \
     && /opt/modelpilot/bin/pip check \
     && find /opt/modelpilot/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
     && /opt/modelpilot/bin/python -c "import modelpilot.router.__main__, modelpilot.router.app"
@@ -80,7 +89,8 @@ RUN --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
     && /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
 COPY --from=wheels /wheels /tmp/wheels
-RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl /tmp/wheels/modelpilot_services-*.whl \
+RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl \
+      /tmp/wheels/modelpilot_httpserver-*.whl /tmp/wheels/modelpilot_modelserver-*.whl \
     && /opt/modelpilot/bin/pip check \
     && find /opt/modelpilot/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
     && /opt/modelpilot/bin/python -c "import modelpilot.modelserver.__main__, modelpilot.modelserver.app, mlflow.pyfunc, sklearn"
@@ -91,7 +101,8 @@ RUN --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
     && /opt/modelpilot/bin/pip install --requirement /tmp/requirements.txt
 COPY --from=wheels /wheels /tmp/wheels
-RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl /tmp/wheels/modelpilot_services-*.whl \
+RUN /opt/modelpilot/bin/pip install --no-deps /tmp/wheels/modelpilot-0*.whl \
+      /tmp/wheels/modelpilot_driftjob-*.whl \
     && /opt/modelpilot/bin/pip check \
     && find /opt/modelpilot/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
     && /opt/modelpilot/bin/modelpilot drift run --help >/dev/null

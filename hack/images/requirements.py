@@ -3,11 +3,11 @@ from their pyproject.toml files: what one image installs before the product's ow
 
 The Dockerfile's `requirements` stage runs it once per image, so each image's dependency layer is
 keyed by exactly its own list: an edit of the code, or of another image's dependencies, reuses it.
-References between the project's own distributions (`modelpilot[kube]` in the services' extras)
-are followed, not printed; the wheels of the distributions themselves are installed afterwards
+References between the project's own distributions (`modelpilot[kube]`, `modelpilot-httpserver`
+in the router's dependencies) are followed, not printed; the wheels of the distributions themselves are installed afterwards
 with --no-deps.
 
-Usage: requirements.py ROOT SPEC...   e.g. requirements.py . 'modelpilot-services[router]'
+Usage: requirements.py ROOT SPEC...   e.g. requirements.py . modelpilot-router 'modelpilot[cli]'
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ import sys
 import tomllib
 from pathlib import Path
 
-PROJECTS = {"modelpilot": ".", "modelpilot-operator": "operator", "modelpilot-services": "services"}
-"""The project's distributions and their directories under ROOT."""
+PROJECTS = {
+    "modelpilot": ".",
+    "modelpilot-operator": "operator",
+    "modelpilot-httpserver": "services/httpserver",
+    "modelpilot-router": "services/router",
+    "modelpilot-modelserver": "services/modelserver",
+    "modelpilot-driftjob": "services/driftjob",
+}
+"""The project's product distributions and their directories under ROOT (modelpilot-dev, dev/,
+never goes into an image)."""
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 

@@ -5,10 +5,12 @@ module the package really has, the runtime runs as a numeric non-root user, the 
 the operator's default images and the chart's values, and .dockerignore keeps the build context to
 what the Dockerfile copies.
 
-Each image installs only its own distributions (issue 14, item 5): the wheels it installs carry its
-entrypoint, no wheel carries the dev-only harnesses, and in the built images the router holds no
-MLflow, pandas, scipy or scikit-learn, the model server no Kubernetes client, kopf or training
-tooling.
+Each image installs only its own distributions (issue 14, item 5: one per service, as MLServer
+ships its runtimes): the wheels it installs carry its entrypoint, each service's wheel carries that
+service alone, no wheel carries the dev-only harnesses, and in the built images the router holds
+the core, the shared server frame and the router (no model-server or drift-job code, no MLflow,
+pandas, scipy or scikit-learn), the model server the core, the frame and the model server (no
+router or drift-job code, no Kubernetes client, kopf or training tooling).
 
 Then the five images themselves (marker `images`; `make images` builds them with podman from a
 Debian-package base, hack/images.sh): each runs as uid 10001 under a read-only root with only /tmp
@@ -147,19 +149,26 @@ def test_dockerignore_keeps_the_context_to_what_the_dockerfile_copies() -> None:
         "operator",
         "services",
         "operator/pyproject.toml",
-        "services/pyproject.toml",
+        *(f"services/{service}/pyproject.toml" for service in SERVICES),
         "hack/images/requirements.py",
     }
     assert not copied & ignored
     assert {".git", ".venv", "tests", "charts", "dev"} <= ignored
 
 
+SERVICES = ("httpserver", "router", "modelserver", "driftjob")
+"""The distributions under services/ (services/<name>/pyproject.toml, package modelpilot.<name>)."""
+
 IMAGE_DISTRIBUTIONS = {
-    "router": ("modelpilot", "modelpilot_services"),
-    "model-server": ("modelpilot", "modelpilot_services"),
-    "drift": ("modelpilot", "modelpilot_services"),
+    "router": ("modelpilot", "modelpilot_httpserver", "modelpilot_router"),
+    "model-server": ("modelpilot", "modelpilot_httpserver", "modelpilot_modelserver"),
+    "drift": ("modelpilot", "modelpilot_driftjob"),
     "operator": ("modelpilot", "modelpilot_operator"),
-    "modelpilot": ("modelpilot", "modelpilot_operator", "modelpilot_services"),
+    "modelpilot": (
+        "modelpilot",
+        "modelpilot_operator",
+        *(f"modelpilot_{service}" for service in SERVICES),
+    ),
 }
 """The product wheels each target installs (Dockerfile, its venv-<target> stage)."""
 
@@ -167,11 +176,12 @@ IMAGE_DISTRIBUTIONS = {
 def test_each_image_installs_the_wheels_that_carry_its_entrypoint_and_no_dev_code(
     tmp_path: Path,
 ) -> None:
-    # The wheels stage runs `pip wheel --no-deps . ./operator ./services`: build the same wheels.
+    # The wheels stage runs `pip wheel --no-deps . ./operator ./services/...`: the same wheels.
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path)),
-            *(str(REPO), str(REPO / "operator"), str(REPO / "services")),
+            *(str(REPO), str(REPO / "operator")),
+            *(str(REPO / "services" / service) for service in SERVICES),
         ],
         capture_output=True,
         text=True,
@@ -185,9 +195,15 @@ def test_each_image_installs_the_wheels_that_carry_its_entrypoint_and_no_dev_cod
         with zipfile.ZipFile(wheel) as archive:
             dist = wheel.name.split("-")[0]
             names[dist] = set(archive.namelist())
-            listing = next(n for n in names[dist] if n.endswith(".dist-info/entry_points.txt"))
-            entry_points[dist] = archive.read(listing).decode()
-    assert set(names) == {"modelpilot", "modelpilot_operator", "modelpilot_services"}
+            # The shared frame (modelpilot-httpserver) adds no command, so no entry_points.txt.
+            listing = [n for n in names[dist] if n.endswith(".dist-info/entry_points.txt")]
+            entry_points[dist] = "".join(archive.read(n).decode() for n in listing)
+    assert set(names) == set(IMAGE_DISTRIBUTIONS["modelpilot"])
+    # Each service's wheel is that service alone (its package and its metadata).
+    for service in SERVICES:
+        files = [n.split("/") for n in names[f"modelpilot_{service}"]]
+        packages = {f"{top}/{sub}" for top, sub, *_ in files if not top.endswith(".dist-info")}
+        assert packages == {f"modelpilot/{service}"}, packages
     assert "modelpilot = modelpilot.cli.main:main" in entry_points["modelpilot"]
     for target in TARGETS:
         installed = IMAGE_DISTRIBUTIONS[target]
@@ -565,22 +581,66 @@ def test_the_model_server_image_holds_no_kubernetes_client_or_training_tooling(
     assert found == ["mlflow.pyfunc", "sklearn"]
 
 
+IMAGE_PACKAGES = {
+    "router": {"httpserver", "router"},
+    "model-server": {"httpserver", "modelserver"},
+    "drift": {"driftjob"},
+    "operator": {"operator"},
+    "modelpilot": {"operator", *SERVICES},
+}
+"""What each image holds of modelpilot beyond the core (src/modelpilot): its own package(s)."""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.images
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_each_image_holds_the_core_and_its_own_packages_and_no_other_services_code(
+    built: images_mod.Images, target: str
+) -> None:
+    # What is installed, read in the image: the modelpilot distributions, and every entry of the
+    # namespace package `modelpilot` in site-packages (one directory: the wheels' union).
+    script = (
+        "import importlib.metadata as m, os, modelpilot; "
+        "print(' '.join(sorted(d.metadata['Name'] for d in m.distributions() "
+        "if d.metadata['Name'].startswith('modelpilot')))); "
+        "print(' '.join(sorted(e for p in modelpilot.__path__ for e in os.listdir(p) "
+        "if e != '__pycache__')))"
+    )
+    proc = images_mod.podman(
+        "run", "--rm", "--entrypoint", '["python", "-c"]', built.ref(target), script
+    )
+    distributions, entries = proc.stdout.splitlines()
+    core = {p.name for p in (REPO / "src" / "modelpilot").iterdir() if p.name != "__pycache__"}
+
+    assert distributions.split() == sorted(d.replace("_", "-") for d in IMAGE_DISTRIBUTIONS[target])
+    assert set(entries.split()) == core | IMAGE_PACKAGES[target]
+
+
+@pytest.mark.parametrize(
+    ("target", "command", "distribution"),
+    [
+        ("router", ["operator", "run"], "modelpilot-operator"),
+        ("router", ["serve", "model"], "modelpilot-modelserver"),
+        ("router", ["drift", "run"], "modelpilot-driftjob"),
+        ("model-server", ["serve", "router"], "modelpilot-router"),
+    ],
+)
 @pytest.mark.images
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_a_command_of_a_distribution_the_image_lacks_names_the_distribution(
-    built: images_mod.Images,
+    built: images_mod.Images, target: str, command: list[str], distribution: str
 ) -> None:
     proc = images_mod.podman(
         "run",
         "--rm",
         "--entrypoint",
         '["modelpilot"]',
-        built.ref("router"),
-        "operator",
-        "run",
+        built.ref(target),
+        *command,
         check=False,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "modelpilot-operator" in proc.stderr
+    assert f"pip install {distribution}" in proc.stderr
     assert "Traceback" not in proc.stderr
