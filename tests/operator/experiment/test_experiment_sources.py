@@ -69,7 +69,7 @@ def serving(respond: Responder) -> Iterator[str]:
 
 
 def router_stats(requests: int, errors: int, rewards: int, reward_sum: float) -> dict[str, Any]:
-    """The shape of the router's GET /stats (services/modelpilot/router)."""
+    """The shape of the router's GET /stats (services/router/modelpilot/router)."""
     return {
         "deployment": "iris",
         "policy": "thompson",
