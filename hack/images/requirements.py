@@ -4,8 +4,8 @@ from their pyproject.toml files: what one image installs before the product's ow
 The Dockerfile's `requirements` stage runs it once per image, so each image's dependency layer is
 keyed by exactly its own list: an edit of the code, or of another image's dependencies, reuses it.
 References between the project's own distributions (`modelpilot[kube]`, `modelpilot-httpserver`
-in the router's dependencies) are followed, not printed; the wheels of the distributions themselves are installed afterwards
-with --no-deps.
+in the router's dependencies) are followed, not printed; the wheels of the distributions
+themselves are installed afterwards with --no-deps.
 
 Usage: requirements.py ROOT SPEC...   e.g. requirements.py . modelpilot-router 'modelpilot[cli]'
 """
