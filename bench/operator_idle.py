@@ -25,32 +25,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mlflow.tracking
-import operator_scale  # bench/ is on sys.path when run as a script
-import yaml
+import _operator_common as common  # bench/ is on sys.path when run as a script
 
-from modelpilot.api import rbac, render
 from modelpilot.testing import controlplane, mlflow_server
 
-_requests = operator_scale.api_requests
-_cpu_seconds = operator_scale.cpu_seconds
+_requests = common.api_requests
+_cpu_seconds = common.cpu_seconds
 
 
 def _apiserver_pid(plane: controlplane.ControlPlane) -> int:
-    groups = json.loads((plane.state_dir / "pids.json").read_text())["groups"]
-    return int(groups["kube-apiserver"])
+    return common.component_pids(plane, ("kube-apiserver",))["kube-apiserver"]
 
 
 def _window(
@@ -74,30 +66,10 @@ def _window(
     }
 
 
-@contextmanager
-def _operator(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _wait_ready(plane: controlplane.ControlPlane, count: int, timeout: float, log: Path) -> float:
     """Seconds until `count` ModelDeployments of the bench namespace are Ready (one watch)."""
     started = time.monotonic()
-    watch = operator_scale.ReadyWatch(plane)
+    watch = common.ReadyWatch(plane)
     watch.start()
     try:
         while time.monotonic() - started < timeout:
@@ -115,71 +87,24 @@ def run(*, count: int, window: float, resync: float, out: Path) -> dict[str, Any
     work = Path(tempfile.mkdtemp(prefix="bench-operator-idle-"))
     log = work / "operator.log"
     with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
-        client = mlflow.tracking.MlflowClient(server.tracking_uri, server.tracking_uri)
-        experiment = client.create_experiment("bench")
-        client.create_registered_model("bench-model")
-        run_ = client.create_run(experiment)
-        client.create_model_version(
-            "bench-model", f"runs:/{run_.info.run_id}/model", run_.info.run_id
-        )
-        client.set_registered_model_alias("bench-model", "champion", "1")
-        render.write(render.crd_files(), work / "crds")
-        plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
-        plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
-        extra_nodes = math.ceil(2 * count / operator_scale.PODS_PER_NODE)
-        nodes = {
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [operator_scale._node(f"kwok-bench-{i}") for i in range(extra_nodes)],
-        }
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
-        for ns in ("modelpilot-system", "bench"):
-            plane.kubectl("create", "namespace", ns)
-        plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
-        plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(rbac.build_cluster_role()))
-        plane.kubectl(
-            "create",
-            "clusterrolebinding",
-            "modelpilot-operator",
-            "--clusterrole=modelpilot-operator",
-            "--serviceaccount=modelpilot-system:modelpilot-operator",
-        )
-        kubeconfig = plane.kubeconfig_for_token(
-            plane.token_for("modelpilot-operator", "modelpilot-system")
-        )
-        base_env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
-            "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(resync),
-            "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-            "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-        }
-        items = [
-            {
-                "apiVersion": "modelpilot.io/v1alpha1",
-                "kind": "ModelDeployment",
-                "metadata": {"name": f"md-{i:04d}", "namespace": "bench"},
-                "spec": {"model": {"name": "bench-model", "alias": "champion"}},
-            }
-            for i in range(count)
-        ]
-        windows: dict[str, dict[str, Any]] = {}
-        with _operator({**base_env, "MODELPILOT_OPERATOR_RESYNC_MODE": "relist"}, log) as proc:
-            plane.kubectl(
-                "apply",
-                "--server-side",
-                "-f",
-                "-",
-                input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}),
-                timeout=600,
+        common.register_model(server.tracking_uri)
+        extra_nodes, kubeconfig = common.prepare(plane, work, count)
+
+        def env(resync_mode: str) -> dict[str, str]:
+            return common.operator_env(
+                kubeconfig, server.tracking_uri, resync_seconds=resync, resync_mode=resync_mode
             )
+
+        items = common.modeldeployments(count)
+        windows: dict[str, dict[str, Any]] = {}
+        with common.running_operator(env("relist"), log) as proc:
+            common.apply_list(plane, items)
             ready_seconds = _wait_ready(plane, count, 1800, log)
             time.sleep(resync)  # settle: every timer has fired once since the last rollout
             windows["relist"] = _window(plane, window, proc.pid)
         time.sleep(5.0)  # let the stopped operator's connections close
         windows["background"] = _window(plane, window, None)
-        with _operator({**base_env, "MODELPILOT_OPERATOR_RESYNC_MODE": "cache"}, log) as proc:
+        with common.running_operator(env("cache"), log) as proc:
             _wait_ready(plane, count, 600, log)
             # Settle: the resume handlers and the first periodic check are done (that first pass
             # applies, once, what the server stores normalised; later passes compare at the

@@ -35,41 +35,31 @@ components do). The ModelDeployments are applied by `kubectl apply --server-side
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import math
 import os
 import platform
-import re
 import resource
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import mlflow.tracking
+import _operator_common as common  # bench/ is on sys.path when run as a script
 import yaml
 
-from modelpilot.api import rbac, render
 from modelpilot.operator import mdstatus
 from modelpilot.operator import settings as settings_mod
 from modelpilot.operator.builders import desired, routes
 from modelpilot.registry import resolve
 from modelpilot.testing import controlplane, mlflow_server
 
-PODS_PER_NODE = 110
 APPLY_CLIENTS = 4
 PROGRESS_SECONDS = 5.0
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-NAMESPACE = "bench"
 WARMUP_NAMESPACE = "bench-warmup"
-MD_PATH = f"/apis/modelpilot.io/v1alpha1/namespaces/{NAMESPACE}/modeldeployments"
 
 FLOOR = "floor"
 BASELINES: dict[str, dict[str, str] | None] = {
@@ -77,42 +67,8 @@ BASELINES: dict[str, dict[str, str] | None] = {
     "none": {},
 }
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-# ---- measurements -------------------------------------------------------------------------------
-def api_requests(plane: controlplane.ControlPlane) -> dict[str, float]:
-    """apiserver_request_total summed by "VERB resource[/subresource]", WATCH excluded."""
-    status, text = plane.api_get("/metrics")
-    if status != 200 or not isinstance(text, str):
-        raise SystemExit(f"cannot read the API server's metrics: {status}")
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in ("WATCH", "WATCHLIST"):
-            continue
-        key = f"{labels.get('verb')} {labels.get('resource')}" + (
-            f"/{labels['subresource']}" if labels.get("subresource") else ""
-        )
-        out[key] = out.get(key, 0.0) + float(match["value"])
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
-def component_pids(plane: controlplane.ControlPlane) -> dict[str, int]:
-    groups = json.loads((plane.state_dir / "pids.json").read_text())["groups"]
-    return {name: int(groups[name]) for name in COMPONENTS if name in groups}
-
-
+# ---- measurements (the shared ones: _operator_common) -------------------------------------------
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -145,128 +101,11 @@ class _PeakSampler(threading.Thread):
                 return
 
 
-def _is_ready(item: dict[str, Any]) -> bool:
-    for cond in (item.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") == "True":
-            return True
-    return False
-
-
 def _deployment_available(item: dict[str, Any]) -> bool:
     return mdstatus.deployment_readiness(item)[0]
 
 
-class ReadyWatch(threading.Thread):
-    """Follows the objects of one collection by a watch: which are ready, which observed.
-
-    One list, then one watch from its resourceVersion (re-listed if the watch ends); `changed` is
-    set on every event so the caller waits on it instead of sleeping. By default the
-    ModelDeployments of the bench namespace (ready: Ready=True; observed: status written).
-    """
-
-    def __init__(
-        self,
-        plane: controlplane.ControlPlane,
-        path: str = MD_PATH,
-        ready: Callable[[dict[str, Any]], bool] = _is_ready,
-    ) -> None:
-        super().__init__(daemon=True)
-        self.plane, self.path, self.is_ready = plane, path, ready
-        self.ready: set[str] = set()
-        self.observed: set[str] = set()
-        self.changed = threading.Event()
-        self.stopping = threading.Event()
-        self.errors = 0
-        self.last_error = ""
-
-    def _record(self, item: dict[str, Any], deleted: bool = False) -> None:
-        name = item["metadata"]["name"]
-        for bucket, member in (
-            (self.ready, not deleted and self.is_ready(item)),
-            (self.observed, not deleted and "observedGeneration" in (item.get("status") or {})),
-        ):
-            if member:
-                bucket.add(name)
-            else:
-                bucket.discard(name)
-        self.changed.set()
-
-    def _connection(self) -> http.client.HTTPSConnection:
-        url = urlsplit(self.plane.server)
-        context = ssl.create_default_context(cafile=str(self.plane.ca_file))
-        return http.client.HTTPSConnection(
-            url.hostname or "127.0.0.1", url.port, context=context, timeout=120
-        )
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self._follow()
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
-                self.errors += 1
-                self.last_error = repr(exc)
-                self.stopping.wait(1.0)  # a busy API server: list and watch again
-
-    def _follow(self) -> None:
-        headers = {"Authorization": f"Bearer {self.plane.admin_token}"}
-        conn = self._connection()
-        try:
-            conn.request("GET", self.path, headers=headers)
-            listing = json.loads(conn.getresponse().read())
-            if listing.get("kind") == "Status":  # e.g. a CRD not yet served right after Established
-                raise ValueError(listing.get("message"))
-            self.ready.clear()
-            self.observed.clear()
-            for item in listing.get("items") or []:
-                self._record(item)
-            version = listing["metadata"]["resourceVersion"]
-            conn.request(
-                "GET",
-                f"{self.path}?watch=1&resourceVersion={version}&timeoutSeconds=600",
-                headers=headers,
-            )
-            response = conn.getresponse()
-            while not self.stopping.is_set():
-                line = response.readline()
-                if not line:
-                    return
-                event = json.loads(line)
-                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                    self._record(event["object"], deleted=event["type"] == "DELETED")
-                elif event.get("type") == "ERROR":
-                    return
-        finally:
-            conn.close()
-
-
 # ---- one run ------------------------------------------------------------------------------------
-def _node(name: str) -> dict[str, Any]:
-    resources = {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
-        },
-        "spec": {},
-        "status": {"allocatable": resources, "capacity": resources},
-    }
-
-
-def _modeldeployments(count: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "modelpilot.io/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": f"md-{i:04d}", "namespace": NAMESPACE},
-            "spec": {"model": {"name": "bench-model", "alias": "champion"}},
-        }
-        for i in range(count)
-    ]
-
-
 def _apply_concurrently(
     plane: controlplane.ControlPlane, items: list[dict[str, Any]], clients: int = APPLY_CLIENTS
 ) -> None:
@@ -276,14 +115,7 @@ def _apply_concurrently(
 
     def one(part: list[dict[str, Any]]) -> None:
         try:
-            plane.kubectl(
-                "apply",
-                "--server-side",
-                "-f",
-                "-",
-                input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": part}),
-                timeout=600,
-            )
+            common.apply_list(plane, part)
         except BaseException as exc:  # reported below, in the caller's thread
             errors.append(exc)
 
@@ -296,45 +128,14 @@ def _apply_concurrently(
         raise errors[0]
 
 
-def _prepare(plane: controlplane.ControlPlane, work: Path, count: int) -> tuple[int, Path]:
-    render.write(render.crd_files(), work / "crds")
-    plane.kubectl("apply", "--server-side", "-f", str(work / "crds"))
-    plane.wait_established(*(name.removesuffix(".yaml") for name in render.crd_files()))
-    extra_nodes = math.ceil(2 * count / PODS_PER_NODE)
-    names = [f"kwok-bench-{i}" for i in range(extra_nodes)]
-    nodes = {"apiVersion": "v1", "kind": "List", "items": [_node(n) for n in names]}
-    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(nodes))
-    for ns in ("modelpilot-system", NAMESPACE, WARMUP_NAMESPACE):
-        plane.kubectl("create", "namespace", ns)
-    plane.kubectl("create", "serviceaccount", "modelpilot-operator", "-n", "modelpilot-system")
-    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(rbac.build_cluster_role()))
-    plane.kubectl(
-        "create",
-        "clusterrolebinding",
-        "modelpilot-operator",
-        "--clusterrole=modelpilot-operator",
-        "--serviceaccount=modelpilot-system:modelpilot-operator",
-    )
-    kubeconfig = plane.kubeconfig_for_token(
-        plane.token_for("modelpilot-operator", "modelpilot-system")
-    )
-    return extra_nodes, kubeconfig
-
-
-def _register_model(tracking_uri: str) -> None:
-    client = mlflow.tracking.MlflowClient(tracking_uri, tracking_uri)
-    experiment = client.create_experiment("bench")
-    client.create_registered_model("bench-model")
-    run_ = client.create_run(experiment)
-    client.create_model_version("bench-model", f"runs:/{run_.info.run_id}/model", run_.info.run_id)
-    client.set_registered_model_alias("bench-model", "champion", "1")
-
-
 def _warm_up(
     plane: controlplane.ControlPlane, operator: subprocess.Popen[bytes], log: Path
 ) -> None:
     """One ModelDeployment in another namespace, Ready: the operator has started and watches."""
-    md = {**_modeldeployments(1)[0], "metadata": {"name": "warmup", "namespace": WARMUP_NAMESPACE}}
+    md = {
+        **common.modeldeployments(1)[0],
+        "metadata": {"name": "warmup", "namespace": WARMUP_NAMESPACE},
+    }
     plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(md))
     path = f"/apis/modelpilot.io/v1alpha1/namespaces/{WARMUP_NAMESPACE}/modeldeployments/warmup"
     deadline = time.monotonic() + 180
@@ -342,19 +143,10 @@ def _warm_up(
         if operator.poll() is not None:
             raise SystemExit(f"the operator exited\n{log.read_text(errors='replace')[-3000:]}")
         status, body = plane.api_get(path)
-        if status == 200 and isinstance(body, dict) and _is_ready(body):
+        if status == 200 and isinstance(body, dict) and common.is_ready(body):
             return
         time.sleep(0.5)
     raise SystemExit(f"the warm-up ModelDeployment is not Ready after 180 s\n{plane.logs_tail()}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _floor_objects(
@@ -368,14 +160,14 @@ def _floor_objects(
     status, body = 0, None
     for _ in range(10):  # a busy API server may take longer than the harness client's 5 s
         try:
-            status, body = plane.api_get(MD_PATH)
+            status, body = plane.api_get(common.MD_PATH)
         except OSError:
             continue
         if status == 200:
             break
     if status != 200 or not isinstance(body, dict) or len(body.get("items") or []) != count:
         raise SystemExit(f"listing the {count} ModelDeployments failed ({status})")
-    model = resolve.resolve({"name": "bench-model", "alias": "champion"}, tracking_uri=tracking_uri)
+    model = resolve.resolve({"name": common.MODEL, "alias": "champion"}, tracking_uri=tracking_uri)
     variants, policy = routes.route_variants(stable_version=model["version"], experiment=None)
     settings = settings_mod.OperatorSettings(mlflow_tracking_uri=tracking_uri)
     return [
@@ -404,55 +196,42 @@ def run_once(
     floor = env is None
     print(f"[{label}] starting a control plane and MLflow ...", flush=True)
     with mlflow_server.running(work / "mlflow") as server, controlplane.running() as plane:
-        _register_model(server.tracking_uri)
-        extra_nodes, kubeconfig = _prepare(plane, work, count)
+        common.register_model(server.tracking_uri)
+        extra_nodes, kubeconfig = common.prepare(plane, work, count, namespaces=(WARMUP_NAMESPACE,))
         log_path = work / "operator.log"
         if floor:
-            watch = ReadyWatch(
+            watch = common.ReadyWatch(
                 plane,
-                f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments",
+                f"/apis/apps/v1/namespaces/{common.NAMESPACE}/deployments",
                 ready=_deployment_available,
             )
             target = 2 * count  # the model server and the router of each ModelDeployment
         else:
-            watch, target = ReadyWatch(plane), count
+            watch, target = common.ReadyWatch(plane), count
         watch.start()
         operator: subprocess.Popen[bytes] | None = None
         if not floor:
-            operator_env = {
-                **os.environ,
-                "KUBECONFIG": str(kubeconfig),
-                "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": server.tracking_uri,
-                "MODELPILOT_OPERATOR_RESYNC_SECONDS": "300",
-                "MODELPILOT_OPERATOR_RESYNC_MODE": resync_mode,
-                "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-                "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-                **(env or {}),
-            }
-            with log_path.open("wb") as log:
-                operator = subprocess.Popen(
-                    [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"],
-                    env=operator_env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            operator_env = common.operator_env(
+                kubeconfig, server.tracking_uri, resync_seconds=300, resync_mode=resync_mode
+            )
+            operator = common.start_operator({**operator_env, **(env or {})}, log_path)
         sampler = _PeakSampler(operator.pid) if operator is not None else None
         if sampler is not None:
             sampler.start()
-        pids = component_pids(plane)
+        pids = common.component_pids(plane, COMPONENTS)
         timeline: list[tuple[float, int, int]] = []
         peak = 0.0
         try:
             if operator is not None:
                 _warm_up(plane, operator, log_path)
-            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            op0 = cpu_seconds(operator.pid) if operator is not None else 0.0
+            cpu0 = {name: common.cpu_seconds(pid) for name, pid in pids.items()}
+            op0 = common.cpu_seconds(operator.pid) if operator is not None else 0.0
             child0, self0 = _children_cpu(), _self_cpu()
-            requests0 = api_requests(plane)
+            requests0 = common.api_requests(plane)
             started = time.monotonic()
 
             def apply_all() -> None:
-                _apply_concurrently(plane, _modeldeployments(count))
+                _apply_concurrently(plane, common.modeldeployments(count))
                 if floor:
                     objects = _floor_objects(plane, server.tracking_uri, count)
                     _apply_concurrently(plane, objects, clients=2 * APPLY_CLIENTS)
@@ -485,12 +264,12 @@ def run_once(
             applier.join()
             if applied is None:
                 applied = time.monotonic() - started
-            cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+            cpu = {name: common.cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
             if operator is not None:
-                cpu["operator"] = cpu_seconds(operator.pid) - op0
+                cpu["operator"] = common.cpu_seconds(operator.pid) - op0
             cpu["kubectl apply"] = _children_cpu() - child0
             cpu["bench (watch)"] = _self_cpu() - self0
-            requests1 = api_requests(plane)
+            requests1 = common.api_requests(plane)
             if sampler is not None and operator is not None:
                 sampler.stop.set()
                 sampler.join()
@@ -498,7 +277,7 @@ def run_once(
         finally:
             watch.stopping.set()
             if operator is not None:
-                _stop(operator)
+                common.stop(operator)
         if ready != target:
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
             raise SystemExit(
