@@ -32,6 +32,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from modelpilot.testing import processes
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -77,15 +79,9 @@ class Child:
             return ""
 
 
-def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies of our own children excepted)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# The harnesses' one process-group check (modelpilot.testing.processes); named here as well
+# because the demo's callers and tests ask the supervisor.
+group_alive = processes.group_alive
 
 
 def pid_alive(pid: int) -> bool:
@@ -96,11 +92,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
 
 
 class Supervisor:
@@ -185,7 +176,7 @@ class Supervisor:
         if child.popen is None and child.pgid == 0:
             self._stop_pid(child.pid)
             return
-        _signal_group(child.pgid, signal.SIGTERM)
+        processes.signal_group(child.pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline:
             _reap(child)
@@ -193,14 +184,14 @@ class Supervisor:
                 break
             time.sleep(0.05)
         else:
-            _signal_group(child.pgid, signal.SIGKILL)
+            processes.signal_group(child.pgid, signal.SIGKILL)
         if child.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.popen.wait(timeout=self.grace)
         # The group leader is reaped; wait (bounded) until no member of the group is left.
         deadline = time.monotonic() + self.grace
         while group_alive(child.pgid) and time.monotonic() < deadline:
-            _signal_group(child.pgid, signal.SIGKILL)
+            processes.signal_group(child.pgid, signal.SIGKILL)
             _reap(child)
             time.sleep(0.05)
 

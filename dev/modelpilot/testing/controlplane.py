@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from modelpilot.testing import node as real_node
-from modelpilot.testing import ports
+from modelpilot.testing import ports, processes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-binaries.sh"
@@ -79,25 +79,12 @@ def ensure_binaries() -> Path:
     `MODELPILOT_K8S_BINARIES` names a ready directory and skips the script. The script prints its
     progress on stderr, which is left attached to the caller's terminal.
     """
-    override = os.environ.get("MODELPILOT_K8S_BINARIES")
-    if override:
-        directory = Path(override)
-    else:
-        if not BUILD_SCRIPT.is_file():
-            raise ControlPlaneError(f"build script not found at {BUILD_SCRIPT}")
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-dir"],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise ControlPlaneError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
-        directory = Path(proc.stdout.strip().splitlines()[-1])
-    missing = [b for b in REQUIRED_BINARIES if not (directory / b).is_file()]
-    if missing:
-        raise ControlPlaneError(f"binaries directory {directory} lacks {', '.join(missing)}")
-    return directory
+    return processes.binaries_dir(
+        BUILD_SCRIPT,
+        REQUIRED_BINARIES,
+        override=os.environ.get("MODELPILOT_K8S_BINARIES"),
+        error=ControlPlaneError,
+    )
 
 
 # ---- certificates -------------------------------------------------------------------------------
@@ -297,16 +284,6 @@ def _proc_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # Shutdown order matters: the API server's clients first, then the API server (while it drains
 # it still needs etcd; with etcd gone first it retries for good), then etcd.
 # The real node's namespace holder goes last: with it goes the node's network namespace and
@@ -338,8 +315,7 @@ def _stop_stage(
     groups: dict[str, int], *, procs: dict[str, subprocess.Popen[bytes]], grace: float
 ) -> None:
     for pgid in groups.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
+        processes.signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for name, pgid in groups.items():
         proc = procs.get(name)
@@ -348,19 +324,18 @@ def _stop_stage(
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.1)
                 continue
-            if not _group_alive(pgid):
+            if not processes.group_alive(pgid):
                 break
             time.sleep(0.05)
         if proc is not None:
             proc.poll()  # reap it, so that a zombie does not count as alive
-        if _group_alive(pgid):
+        if processes.group_alive(pgid):
             print(f"controlplane: {name} survived SIGTERM for {grace:.0f}s", file=sys.stderr)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
+            processes.signal_group(pgid, signal.SIGKILL)
         if proc is not None:
             proc.wait()
     kill_deadline = time.monotonic() + 5.0
-    while any(_group_alive(p) for p in groups.values()) and time.monotonic() < kill_deadline:
+    while time.monotonic() < kill_deadline and any(map(processes.group_alive, groups.values())):
         time.sleep(0.05)
 
 
@@ -411,7 +386,7 @@ class _PidFile:
                 argv0 = Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
             except OSError:
                 argv0 = ""
-            if argv0 == self.commands.get(name) or (not argv0 and _group_alive(pgid)):
+            if argv0 == self.commands.get(name) or (not argv0 and processes.group_alive(pgid)):
                 live[name] = pgid
         return live
 
@@ -1140,7 +1115,7 @@ def _cmd_down(state_dir: Path) -> int:
     pidfile = _PidFile.load(pid_path)
     live = pidfile.live_groups()
     _stop_groups(live)
-    left = [n for n, g in live.items() if _group_alive(g)]
+    left = [n for n, g in live.items() if processes.group_alive(g)]
     left += real_node.cleanup(state_dir)
     if left:
         print(f"could not stop or remove {', '.join(left)}", file=sys.stderr)

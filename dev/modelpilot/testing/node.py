@@ -49,6 +49,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from modelpilot.testing import processes
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "node-binaries.sh"
 NODE_NAME = "modelpilot-node-0"
@@ -102,21 +104,9 @@ def ensure_binaries() -> Path:
     override = os.environ.get("MODELPILOT_NODE_BINARIES")
     if override:
         _run(["bash", str(REPO_ROOT / "hack" / "node-deps.sh"), "--quiet"])
-        directory = Path(override)
-    else:
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--print-dir"],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise NodeError(f"{BUILD_SCRIPT} failed with exit code {proc.returncode}")
-        directory = Path(proc.stdout.strip().splitlines()[-1])
-    missing = [b for b in NODE_BINARIES if not (directory / b).is_file()]
-    if missing:
-        raise NodeError(f"node binaries directory {directory} lacks {', '.join(missing)}")
-    return directory
+    return processes.binaries_dir(
+        BUILD_SCRIPT, NODE_BINARIES, override=override, error=NodeError, what="node binaries"
+    )
 
 
 def _cache_dir() -> Path:
