@@ -2,8 +2,8 @@
 
 Why a separate process: tritonclient.grpc and kserve each register the protocol's messages
 (package `inference`) in protobuf's default descriptor pool under their own file names, so the
-two cannot be imported into one interpreter (protobuf raises "duplicate symbol"); the REST tests
-use kserve in the pytest process.
+two cannot be imported into one interpreter (protobuf raises "duplicate symbol"); kserve has a
+venv of its own anyway (it pins pandas<3: `oip_kserve_calls`).
 `python -m tests.services.modelserver.oip_grpc_calls SCENARIO TARGET MODEL VERSION ROWS.npy`
 (scenario `columns`: a JSON file {"columns", "rows", "datatype"} instead).
 """

@@ -1,15 +1,17 @@
 """The Open Inference Protocol as the ecosystem's own clients speak it (issue 16).
 
-tritonclient (http) and KServe's `InferenceRESTClient` (protocol v2), unmodified, against a real
-model-server process serving a model from a real MLflow server, and through a real router
-process in front of it. Raw HTTP (httpx) only for what the clients cannot send: malformed bodies,
-wrong methods, unknown routes.
+tritonclient (http) and KServe's `InferenceRESTClient` (protocol v2; in a venv of its own, as it
+pins pandas<3), unmodified, against a real model-server process serving a model from a real MLflow
+server, and through a real router process in front of it. Raw HTTP (httpx) only for what the
+clients cannot send: malformed bodies, wrong methods, unknown routes.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import mlflow.pyfunc
@@ -19,9 +21,12 @@ import pytest
 import tritonclient.http as triton_http
 import tritonclient.utils as triton_utils
 
+from modelpilot.testing import kserve
 from tests.services import conftest as svc
 
 pytestmark = pytest.mark.mlflow
+
+KSERVE_CALLS = Path(__file__).with_name("oip_kserve_calls.py")
 
 
 @pytest.fixture(scope="module")
@@ -143,34 +148,31 @@ def test_tritonclient_gets_a_clear_error_for_an_unknown_output_model_version_or_
         client.close()
 
 
-async def test_kserves_rest_client_checks_health_and_infers_in_json_and_binary(
-    base_url: str, iris_model: svc.RegisteredModel, expected: tuple[np.ndarray, np.ndarray]
+def test_kserves_rest_client_checks_health_and_infers_in_json_and_binary(
+    base_url: str,
+    iris_model: svc.RegisteredModel,
+    expected: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
 ) -> None:
-    import kserve
-    from kserve.protocol import infer_type
-
     rows, predictions = expected
-    client = kserve.InferenceRESTClient(kserve.RESTConfig(protocol="v2", retries=0))
-    try:
-        assert await client.is_server_live(base_url)
-        assert await client.is_server_ready(base_url)
-        assert await client.is_model_ready(base_url, iris_model.name)
-        for binary in (True, False):
-            tensor = kserve.InferInput("x", list(rows.shape), "FP32")
-            tensor.set_data_from_numpy(rows.astype(np.float32), binary_data=binary)
-            request = kserve.InferRequest(
-                model_name=iris_model.name,
-                infer_inputs=[tensor],
-                request_outputs=[
-                    infer_type.RequestedOutput("predict", parameters={"binary_data": binary})
-                ],
-            )
-            response = await client.infer(base_url, request, model_name=iris_model.name)
-            assert isinstance(response, kserve.InferResponse)
-            assert response.outputs[0].as_numpy().tolist() == predictions.tolist()
-            assert response.model_name == iris_model.name  # (kserve's parser drops the version)
-    finally:
-        await client.close()
+    rows_file = tmp_path / "rows.npy"
+    np.save(rows_file, rows)
+    # KServe pins pandas<3: its client runs in a venv of its own (modelpilot.testing.kserve).
+    out = subprocess.run(
+        [str(kserve.python()), str(KSERVE_CALLS), base_url, iris_model.name, str(rows_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (seen["live"], seen["ready"], seen["model_ready"]) == (True, True, True)
+    assert [call["binary"] for call in seen["infer"]] == [True, False]
+    for call in seen["infer"]:
+        assert call["type"] == "InferResponse"
+        assert call["predict"] == predictions.tolist()
+        assert call["model_name"] == iris_model.name  # (kserve's parser drops the version)
 
 
 def _errors(url: str) -> dict[str, float]:
