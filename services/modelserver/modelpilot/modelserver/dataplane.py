@@ -288,10 +288,21 @@ def jsonable(values: npt.NDArray[Any]) -> list[Any]:
 
 def _to_columns(raw: Any, rows: int) -> dict[str, npt.NDArray[Any]]:
     if isinstance(raw, pd.DataFrame):
-        return {str(c): raw[c].to_numpy() for c in raw.columns}
+        return {str(c): _column(raw[c]) for c in raw.columns}
     if isinstance(raw, pd.Series):
-        return {str(raw.name or "predict"): raw.to_numpy()}
+        return {str(raw.name or "predict"): _column(raw)}
     array = np.asarray(raw)
     if array.ndim == 2 and array.shape[0] == rows:
         return {f"predict_{j}": array[:, j] for j in range(array.shape[1])}
     return {"predict": array.reshape(rows, -1)[:, 0] if array.ndim > 1 else array}
+
+def _column(series: pd.Series) -> npt.NDArray[Any]:
+    """A model's output column as numpy. Text comes out as objects with None where it is missing:
+    pandas 3 makes text columns its `str` dtype, whose missing value is NaN (pandas 2's `string`
+    dtype: pd.NA), which the transports would write as "nan" (BYTES) or could not encode at all;
+    None is what an object column of pandas 2 held, so the answers are the same on both."""
+    if isinstance(series.dtype, pd.StringDtype):
+        values = series.to_numpy(dtype=object, copy=True)  # a copy: a view may be read-only
+        values[series.isna().to_numpy()] = None
+        return values
+    return series.to_numpy()
