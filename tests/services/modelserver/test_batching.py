@@ -1,22 +1,30 @@
-"""Adaptive batching over real sockets: no queue runs at once, a queue shares one model call.
+"""Adaptive batching over real sockets: no queue runs as batching off does, a queue shares one
+model call.
 
 The server runs in this process (uvicorn on a free loopback port, in a thread, with the loop it
-uses in production) so the test can read what the batcher did and hold one model call in flight.
-The model is the real registered one; the only stand-in is `Gate`, a wrapper around its predict
-function that records each call's rows and holds the call that sees a marked row until the test
-releases it: a slow model call, made deterministic. Requests are written with http.client on
-connections opened beforehand, so every queued request is in the server's socket buffers before
-the held call ends.
+uses in production, wired as `launch.serve` wires it: the batcher tracks uvicorn's requests in
+flight) so the test can read what the batcher did, trace what a request executes and hold one
+model call in flight. The model is the real registered one; the only stand-in is `Gate`, a
+wrapper around its predict function that records each call's rows and holds the call that sees a
+marked row until the test releases it: a slow model call, made deterministic. Requests are
+written with http.client on connections opened beforehand, so every queued request is in the
+server's socket buffers before the held call ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import difflib
+import gc
 import http.client
 import json
+import socket
 import struct
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,11 +63,57 @@ class Gate:
         return self.predict(frame)
 
 
+class Traced:
+    """ASGI wrapper: when armed, records every function the next POST executes, in order, from
+    the server's reading of it to its answer (`sys.setprofile` in the request's own task: Python
+    functions by module and name, C functions by name, the event loop's included). With the
+    garbage collector paused meanwhile, so that no finaliser of an unrelated object lands in it.
+
+    Left out: calls made inside `Batcher.alone` (the check of batching on: the one thing it adds
+    to a request that finds no queue), and inside `TimerHandle.__lt__` (asyncio's loop orders its
+    timers in a heap: how many comparisons the keep-alive timer's push makes depends on the other
+    timers in it, uvicorn's own among them)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.armed = False
+        self.calls: list[str] = []
+        self.done = threading.Event()  # set once `calls` holds the armed request's trace
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.armed or scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        self.armed = False
+        self.done.clear()
+        calls: list[str] = []
+        left_out = {batching.Batcher.alone.__code__, asyncio.events.TimerHandle.__lt__.__code__}
+
+        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+            if frame.f_code in left_out:
+                return
+            if event == "call":
+                calls.append(f"{frame.f_globals.get('__name__')}.{frame.f_code.co_qualname}")
+            elif event == "c_call":
+                calls.append(f"C {getattr(arg, '__qualname__', getattr(arg, '__name__', arg))}")
+
+        gc.disable()
+        sys.setprofile(profile)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            sys.setprofile(None)
+            gc.enable()
+            self.calls = calls
+            self.done.set()  # after the answer is written: the client may read it before this
+
+
 @dataclasses.dataclass
 class Server:
     url: str
     plane: dataplane.DataPlane
     gate: Gate
+    traced: Traced
 
     def connection(self) -> http.client.HTTPConnection:
         host, port = self.url.removeprefix("http://").split(":")
@@ -79,12 +133,14 @@ def in_process_server(
         drift_window=False,
         **options,
     )
-    application = app.create_app(config)
-    plane: dataplane.DataPlane = application.state.plane
-    served = rest.FastPath(application, plane=plane, limit=config.max_body_bytes)
+    apps = app.create_asgi(config)
+    assert isinstance(apps.serving, rest.FastPath)
+    assert apps.track is not None
+    plane = apps.serving.plane
+    traced = Traced(apps.serving)
     server = uvicorn.Server(
         uvicorn.Config(
-            served,
+            traced,
             host="127.0.0.1",
             port=port,
             loop=loop,  # type: ignore[arg-type]
@@ -92,6 +148,7 @@ def in_process_server(
             access_log=False,
         )
     )
+    apps.track(server.server_state.tasks)  # as `launch.serve` does
     thread = threading.Thread(target=server.run, name="model-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -100,7 +157,7 @@ def in_process_server(
         assert plane.model is not None
         gate = Gate(plane.model.predict or plane.model.pyfunc.predict)
         plane.model = dataclasses.replace(plane.model, predict=gate)
-        yield Server(url=url, plane=plane, gate=gate)
+        yield Server(url=url, plane=plane, gate=gate, traced=traced)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -129,8 +186,9 @@ _NO_LOG = _NoLog()
 def batching_server(
     request: pytest.FixtureRequest, iris_model: svc.RegisteredModel
 ) -> Iterator[Server]:
-    """uvloop is what uvicorn runs in production; asyncio's loop reads sockets a turn later
-    (`batching.gather_turns`), so both are shown."""
+    """uvloop is what uvicorn runs in production; asyncio's loop orders its turns differently
+    (it reads the sockets at the start of a turn, uvloop after the callbacks), so both are
+    shown."""
     with in_process_server(
         iris_model, loop=request.param, batching=True, max_batch_size=4
     ) as server:
@@ -177,6 +235,22 @@ def _send(
     conn.request("POST", f"/v2/models/{name}/infer", body=body, headers=headers or {})
 
 
+def _post_in_one_write(server: Server, name: str, body: bytes) -> int:
+    """An infer request whose head and body leave in one write (http.client writes them in two,
+    so the server may read the head alone and wait a turn for the body); its status."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+        return response.status
+
+
 def _answer(conn: http.client.HTTPConnection) -> tuple[int, dict[str, Any]]:
     response = conn.getresponse()
     return response.status, json.loads(response.read())
@@ -196,12 +270,13 @@ def _delta(before: batching.Stats, after: batching.Stats) -> batching.Stats:
     return batching.Stats(
         calls=after.calls - before.calls,
         requests=after.requests - before.requests,
-        queued=after.queued - before.queued,
         largest=after.largest,
     )
 
 
 def _wait_idle(server: Server) -> None:
+    """Until the server has finished with every request (uvicorn drops a request's task one
+    turn of its loop after the answer is written)."""
     deadline = time.monotonic() + 10
     while not server.plane.batcher.idle:
         assert time.monotonic() < deadline, "the batcher never went idle"
@@ -246,33 +321,65 @@ def _hold_then_queue(
             conn.close()
 
 
-def test_a_request_that_finds_no_queue_calls_the_model_once_at_once(
+def test_requests_sent_one_at_a_time_each_call_the_model_alone_without_the_batcher(
     iris_model: svc.RegisteredModel, batching_server: Server
 ) -> None:
     x = iris_model.features.iloc[::15]
     expected = _expected(iris_model, x)
     server = batching_server
+    _wait_idle(server)
     server.gate.rows.clear()
     before = _stats(server)
     conn = server.connection()
     try:
         answers = []
-        for i in range(len(x)):  # one connection, one request at a time: never a queue
-            # After an answer the server still reads, for a few turns of its loop, what arrived
-            # during the call; a request sent then would be batched (at the cost of one turn).
-            # Here the client sends once that is over: the case of a lone request.
-            _wait_idle(server)
+        for i in range(len(x)):  # one connection, each request sent as soon as the last answer
             _send(conn, server, iris_model.name, _body(x.iloc[i : i + 1]))
             answers.append(_answer(conn))
     finally:
         conn.close()
     assert [status for status, _ in answers] == [200] * len(x)
     assert [body["outputs"][0]["data"][0] for _, body in answers] == expected
-    done = _delta(before, _stats(server))
-    # One model call per request, and none of them waited for a batch: each ran in its own task
-    # as soon as it was decoded, as with batching off.
+    # One model call per request, and the batcher never saw one: each found nothing else in
+    # flight and called the model in its own task, as with batching off, with no wait between
+    # an answer and the next request (the earlier batcher counted turns after every call and
+    # batched a request sent within them).
     assert server.gate.rows == [1] * len(x)
-    assert (done.calls, done.requests, done.queued) == (len(x), len(x), 0)
+    done = _delta(before, _stats(server))
+    assert (done.calls, done.requests) == (0, 0)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_request_that_finds_no_queue_executes_exactly_what_it_does_with_batching_off(
+    iris_model: svc.RegisteredModel, loop: str
+) -> None:
+    """Issue 16: p99 at 1 connection with batching on no worse than off, by construction: the
+    same functions, the event loop's calls included (no future, task, callback, timer, executor
+    hop or lock more), in the same order; only the check `Batcher.alone` is added."""
+    x = iris_model.features.iloc[[3]]
+    traces: dict[bool, list[str]] = {}
+    for on in (False, True):
+        with in_process_server(iris_model, loop=loop, batching=on, max_batch_size=4) as server:
+            conn = server.connection()
+            try:
+                for _ in range(5):  # warm: first-call caches of pandas, numpy, the codec
+                    _send(conn, server, iris_model.name, _body(x))
+                    assert _answer(conn)[0] == 200
+                _wait_idle(server)
+                server.traced.armed = True
+                assert _post_in_one_write(server, iris_model.name, _body(x)) == 200
+                assert server.traced.done.wait(30)
+                traces[on] = server.traced.calls
+            finally:
+                conn.close()
+    off, on_ = traces[False], traces[True]
+    assert "modelpilot.modelserver.dataplane.DataPlane._predict_columns" in off
+    loop_calls = {"call_soon", "call_later", "call_at", "create_future", "create_task"}
+    assert [c for c in on_ if c.split(".")[-1] in loop_calls] == [
+        c for c in off if c.split(".")[-1] in loop_calls
+    ]
+    diff = "\n".join(difflib.unified_diff(off, on_, "batching off", "batching on", lineterm=""))
+    assert on_ == off, f"batching on executes more than off for a lone request:\n{diff[:6000]}"
 
 
 def test_requests_that_arrive_during_a_model_call_share_the_next_calls_up_to_max_batch_size(
@@ -290,9 +397,9 @@ def test_requests_that_arrive_during_a_model_call_share_the_next_calls_up_to_max
     assert [body["outputs"][0]["data"][0] for _, body in answers] == expected
     # The held call, then the seven queued requests in max_batch_size (4) + 3.
     assert server.gate.rows == [1, 4, 3]
-    done = _delta(before, _stats(server))
-    # Eight warm-up requests (one per connection, one at a time) ran alone, then the three calls.
-    assert (done.calls, done.requests, done.queued) == (8 + 3, 8 + 1 + len(x), len(x))
+    # The eight warm-up requests (one per connection, one at a time) and the held one were
+    # alone; the seven that arrived during the held call found each other in flight.
+    assert _delta(before, _stats(server)) == batching.Stats(calls=2, requests=len(x), largest=4)
 
 
 def test_a_bad_request_in_a_batch_fails_alone_and_is_counted(

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Literal, NoReturn, Protocol, TypeVar
 
@@ -54,6 +54,9 @@ class Apps:
 
     serving: ASGIApp
     admin: ASGIApp
+    # Given the inference port's requests in flight (uvicorn's `server_state.tasks`, one task
+    # per request read and not yet answered) before it serves: the model server's batcher.
+    track: Callable[[Sized], None] | None = None
 
 
 SettingsT = TypeVar("SettingsT", bound=pydantic_settings.BaseSettings)
@@ -109,6 +112,8 @@ def serve(
     except SystemExit:  # uvicorn logs the address in use and exits 1; say which setting
         fail(prog, f"cannot listen on port {config.port} and admin port {config.admin_port}")
     serving = uvicorn.Server(serving_config)
+    if apps.track is not None:
+        apps.track(serving.server_state.tasks)
     admin = _AdminServer(admin_config)
     # uvicorn's own loop choice (uvloop when installed), as `uvicorn.run` makes it; older uvicorn
     # (< 0.36) sets the loop policy instead of returning a factory.

@@ -262,4 +262,5 @@ def create_asgi(config: settings.ServerSettings) -> launch.Apps:
     return launch.Apps(
         serving=rest.FastPath(application, plane=plane, limit=config.max_body_bytes),
         admin=create_admin_app(plane),
+        track=plane.track,  # the batcher's queue: the requests uvicorn has in flight
     )

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Sized
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,11 @@ class DataPlane:
         )
 
     # ---- lifecycle ---------------------------------------------------------------------------
+    def track(self, requests: Sized) -> None:
+        """A server's requests in flight (uvicorn's `server_state.tasks`, the gRPC server's
+        calls): with batching on, a request that finds others in flight joins a batch."""
+        self.batcher.track(requests)
+
     def start(self) -> None:
         """Start loading in the background (called from the app's lifespan)."""
         self._task = asyncio.get_running_loop().create_task(self._load_until_loaded())
@@ -200,7 +206,9 @@ class DataPlane:
         return {"predictions": body, "model_name": model.name, "model_version": model.version}
 
     async def _predict(self, batch: codec.Batch) -> dict[str, npt.NDArray[Any]]:
-        if self.settings.batching:
+        # Batching on, a request alone in flight takes batching off's path: the same call, in
+        # its own task, nothing added but the check (`batching`: equal by construction).
+        if self.settings.batching and not self.batcher.alone():
             out = await self.batcher.submit(batch.columns, batch.rows)
         else:
             out = self._predict_columns(batch.columns, batch.rows)
@@ -295,6 +303,7 @@ def _to_columns(raw: Any, rows: int) -> dict[str, npt.NDArray[Any]]:
     if array.ndim == 2 and array.shape[0] == rows:
         return {f"predict_{j}": array[:, j] for j in range(array.shape[1])}
     return {"predict": array.reshape(rows, -1)[:, 0] if array.ndim > 1 else array}
+
 
 def _column(series: pd.Series) -> npt.NDArray[Any]:
     """A model's output column as numpy. Text comes out as objects with None where it is missing:
