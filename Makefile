@@ -104,10 +104,20 @@ bench-serving: venv ## model server vs `mlflow models serve`, router vs direct c
 	@mkdir -p bench/out
 	$(PY) bench/serving.py --out bench/out/serving.json
 
-.PHONY: bench-serving-mlserver proto
+# A subset of cells and the rounds of the two comparisons below, e.g.
+# `make bench-serving-batching BENCH_CELLS=rows1_c1 BENCH_ROUNDS=40 BENCH_SECONDS=3`.
+BENCH_CELLS ?=
+BENCH_ROUNDS ?=
+BENCH_SECONDS ?=
+
+.PHONY: bench-serving-mlserver bench-serving-batching proto
 bench-serving-mlserver: venv ## model server vs MLServer 1.7 (its own venv): v2 infer, 1/64 rows, 1/8 connections, batching off/on
 	@mkdir -p bench/out
-	$(PY) bench/serving.py --mlserver-only --seconds 5 --out bench/out/serving.json
+	$(PY) bench/serving.py --mlserver-only --seconds $(or $(BENCH_SECONDS),5) $(if $(BENCH_ROUNDS),--mlserver-rounds $(BENCH_ROUNDS)) $(if $(BENCH_CELLS),--cells $(BENCH_CELLS)) --out bench/out/serving.json
+
+bench-serving-batching: venv ## model server, batching on vs off (no MLServer): per-round p99 at 1 connection, median difference and its interval
+	@mkdir -p bench/out
+	$(PY) bench/serving.py --batching-only $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS)) $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS)) $(if $(BENCH_CELLS),--cells $(BENCH_CELLS)) --out bench/out/serving.json
 
 proto: venv ## regenerate the model server's gRPC modules from modelserver/proto/predict_v2.proto (grpcio-tools)
 	cd services/modelserver && ../../$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. modelpilot/modelserver/proto/predict_v2.proto
