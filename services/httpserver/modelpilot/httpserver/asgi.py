@@ -1,16 +1,23 @@
-"""ASGI pieces shared by the model server and the router: the body-size limit, validation errors.
+"""ASGI pieces shared by the model server and the router: the body-size limit, the JSON errors.
 
 Kept free of the data plane (and so of MLflow) so the router can use them without importing the
 model server's dependencies. Design decision: the body limit reads the body itself, bounded, and
 replays it, so a chunked body without a Content-Length is limited as surely as a declared one.
+Every error either app answers has one shape, `{"error": "<what to fix>"}` (`json_errors`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
+import fastapi
 import fastapi.exceptions
+import fastapi.responses
+import starlette.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ErrorT = TypeVar("ErrorT", bound=Exception)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | int | None:
@@ -98,3 +105,50 @@ def validation_message(exc: fastapi.exceptions.RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
     loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     return f"{loc}: {first.get('msg', 'invalid')}"
+
+
+def json_errors(
+    app: fastapi.FastAPI,
+    service_error: type[ErrorT],
+    *,
+    describe: Callable[[ErrorT], tuple[int, str]],
+    count: Callable[[int], None] | None = None,
+    validation: bool = True,
+) -> None:
+    """Answer every error of `app` as `{"error": message}`: the service's own `service_error`
+    (`describe(exc)` is its status and message), unknown routes (404) and methods (405) and, with
+    `validation`, a body that is not JSON (400) or does not fit the route (422, naming the field).
+
+    `count(status)` is called for each answer (the model server counts its errors; the router
+    does not).
+    """
+
+    def counted(status: int) -> int:
+        if count is not None:
+            count(status)
+        return status
+
+    @app.exception_handler(service_error)
+    async def on_service_error(_: fastapi.Request, exc: ErrorT) -> fastapi.responses.Response:
+        status, message = describe(exc)
+        return fastapi.responses.JSONResponse({"error": message}, status_code=counted(status))
+
+    @app.exception_handler(starlette.exceptions.HTTPException)
+    async def on_http_error(
+        _: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> fastapi.responses.Response:
+        return fastapi.responses.JSONResponse(
+            {"error": str(exc.detail)}, status_code=counted(exc.status_code), headers=exc.headers
+        )
+
+    if not validation:
+        return
+
+    @app.exception_handler(fastapi.exceptions.RequestValidationError)
+    async def on_invalid_request(
+        _: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
+    ) -> fastapi.responses.Response:
+        invalid_json = any(e.get("type") == "json_invalid" for e in exc.errors())
+        return fastapi.responses.JSONResponse(
+            {"error": validation_message(exc)}, status_code=counted(400 if invalid_json else 422)
+        )

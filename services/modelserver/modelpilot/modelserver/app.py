@@ -20,7 +20,6 @@ from typing import Any
 import fastapi
 import fastapi.exceptions
 import fastapi.responses
-import starlette.exceptions
 
 from modelpilot.httpserver import asgi, launch
 from modelpilot.modelserver import dataplane, errors, oip, rest, settings
@@ -127,33 +126,8 @@ def create_app(
         },
     )
     app.state.plane = plane
-
-    @app.exception_handler(errors.ServerError)
-    async def server_error(
-        _: fastapi.Request, exc: errors.ServerError
-    ) -> fastapi.responses.Response:
-        plane.count_error(exc.status_code)
-        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-    @app.exception_handler(starlette.exceptions.HTTPException)
-    async def http_error(
-        _: fastapi.Request, exc: starlette.exceptions.HTTPException
-    ) -> fastapi.responses.Response:
-        # Unknown routes (404) and methods (405) in the protocol's shape, counted like the rest.
-        plane.count_error(exc.status_code)
-        return fastapi.responses.JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(fastapi.exceptions.RequestValidationError)
-    async def invalid_request(
-        _: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
-    ) -> fastapi.responses.Response:
-        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
-        plane.count_error(status)
-        return fastapi.responses.JSONResponse(
-            {"error": asgi.validation_message(exc)}, status_code=status
-        )
+    # Errors, unknown routes (404) and methods (405) in the protocol's shape, counted alike.
+    asgi.json_errors(app, errors.ServerError, describe=_describe, count=plane.count_error)
 
     def answer(result: rest.Answer) -> fastapi.responses.Response:
         status, headers, body = result
@@ -220,26 +194,17 @@ def create_app(
     return app
 
 
+def _describe(exc: errors.ServerError) -> tuple[int, str]:
+    return exc.status_code, exc.message
+
+
 def create_admin_app(plane: dataplane.DataPlane) -> fastapi.FastAPI:
     """The admin port's app: the drift job's `/drift/window` and Prometheus' `/metrics`, over the
     serving app's data plane; no lifespan of its own (the serving app's starts and stops it)."""
     app = fastapi.FastAPI(
         title="modelpilot model server (admin)", version="0.1.0", docs_url=None, redoc_url=None
     )
-
-    @app.exception_handler(errors.ServerError)
-    async def server_error(
-        _: fastapi.Request, exc: errors.ServerError
-    ) -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-    @app.exception_handler(starlette.exceptions.HTTPException)
-    async def http_error(
-        _: fastapi.Request, exc: starlette.exceptions.HTTPException
-    ) -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+    asgi.json_errors(app, errors.ServerError, describe=_describe, validation=False)
 
     @app.get("/drift/window", responses={404: {"description": "No drift window"}})
     async def drift_window() -> dict[str, Any]:

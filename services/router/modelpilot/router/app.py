@@ -18,7 +18,6 @@ import fastapi
 import fastapi.exceptions
 import fastapi.responses
 import pydantic
-import starlette.exceptions
 
 from modelpilot.httpserver import asgi, launch
 from modelpilot.router import proxy, settings, sources, tokens
@@ -193,16 +192,9 @@ def create_app(config: settings.RouterSettings) -> fastapi.FastAPI:
     app = fastapi.FastAPI(title="modelpilot router", version="0.1.0", lifespan=lifespan)
     app.state.router = router
 
-    _json_errors(app)
-
-    @app.exception_handler(fastapi.exceptions.RequestValidationError)
-    async def invalid_request(
-        _: fastapi.Request, exc: fastapi.exceptions.RequestValidationError
-    ) -> fastapi.responses.Response:
-        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
-        return fastapi.responses.JSONResponse(
-            {"error": asgi.validation_message(exc)}, status_code=status
-        )
+    # Router errors, unknown routes (404) and methods (405) as `{"error": ...}`, the shape of
+    # every other answer of the router.
+    asgi.json_errors(app, proxy.RouterError, describe=_describe)
 
     async def _forward(request: fastapi.Request, path: str) -> fastapi.responses.Response:
         answer = await router.forward(path, await request.body(), request.headers)
@@ -266,7 +258,7 @@ def create_admin_app(router: proxy.Router) -> fastapi.FastAPI:
     app = fastapi.FastAPI(
         title="modelpilot router (admin)", version="0.1.0", docs_url=None, redoc_url=None
     )
-    _json_errors(app)
+    asgi.json_errors(app, proxy.RouterError, describe=_describe, validation=False)
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
@@ -285,23 +277,8 @@ def create_admin_app(router: proxy.Router) -> fastapi.FastAPI:
     return app
 
 
-def _json_errors(app: fastapi.FastAPI) -> None:
-    """Router errors, unknown routes (404) and methods (405) as `{"error": ...}`, the shape of
-    every other answer of the router."""
-
-    @app.exception_handler(proxy.RouterError)
-    async def router_error(
-        _: fastapi.Request, exc: proxy.RouterError
-    ) -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(starlette.exceptions.HTTPException)
-    async def http_error(
-        _: fastapi.Request, exc: starlette.exceptions.HTTPException
-    ) -> fastapi.responses.Response:
-        return fastapi.responses.JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+def _describe(exc: proxy.RouterError) -> tuple[int, str]:
+    return exc.status, exc.message
 
 
 def create_asgi(config: settings.RouterSettings) -> launch.Apps:
