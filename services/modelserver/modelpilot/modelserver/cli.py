@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from modelpilot import config
+from modelpilot.httpserver import options
 
 
 @click.command("model")
@@ -22,14 +23,7 @@ from modelpilot import config
 @click.option("--tracking-uri", default=None, help="MLflow tracking server.")
 @click.option("--deployment", default=None, help="ModelDeployment name (metric label).")
 @click.option("--variant", default=None, help="Variant name (metric label).")
-@click.option("--host", default=None, help="Address to listen on.")
-@click.option("--port", type=int, default=None, help="Port to listen on.")
-@click.option(
-    "--admin-port",
-    type=int,
-    default=None,
-    help="Port of /drift/window and /metrics (not the inference port).",
-)
+@options.listen(admin_paths="/drift/window and /metrics")
 def model(**values: Any) -> None:
     """Serve one registered model: OIP v2, /predict, /drift/window, /metrics."""
     from modelpilot.modelserver import __main__ as entry

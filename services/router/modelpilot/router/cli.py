@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from modelpilot import config
+from modelpilot.httpserver import options
 
 
 @click.command("router")
@@ -19,14 +20,7 @@ from modelpilot import config
 @click.option("--namespace", default=None, help="Namespace of the routes ConfigMap.")
 @click.option("--configmap", default=None, help="Routes ConfigMap name (watched).")
 @click.option("--deployment", default=None, help="ModelDeployment name (metric label).")
-@click.option("--host", default=None, help="Address to listen on.")
-@click.option("--port", type=int, default=None, help="Port to listen on.")
-@click.option(
-    "--admin-port",
-    type=int,
-    default=None,
-    help="Port of /stats, /routes and /metrics (not the inference port).",
-)
+@options.listen(admin_paths="/stats, /routes and /metrics")
 def router(**values: Any) -> None:
     """Run the router in front of the variants named in the routes."""
     from modelpilot.router import __main__ as entry
