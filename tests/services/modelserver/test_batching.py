@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import grpc
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -442,3 +443,47 @@ def test_with_batching_off_queued_requests_each_get_their_own_call(
         assert [held[0], *(status for status, _ in answers)] == [200] * 4
         assert server.gate.rows == [1, 1, 1, 1]
         assert server.plane.batcher.stats.calls == 0
+
+
+def test_a_grpc_call_in_flight_counts_as_a_queue_as_a_rest_request_does(
+    iris_model: svc.RegisteredModel,
+) -> None:
+    """The gRPC server's calls are tracked (`grpcserver.InFlight`) like uvicorn's requests: a
+    call held in the model is in flight, so a request arriving meanwhile would join a batch."""
+    from modelpilot.modelserver.proto import predict_v2_pb2 as pb
+    from modelpilot.modelserver.proto import predict_v2_pb2_grpc as pb_grpc
+
+    def request(rows: pd.DataFrame) -> pb.ModelInferRequest:
+        return pb.ModelInferRequest(
+            model_name=iris_model.name,
+            inputs=[
+                pb.ModelInferRequest.InferInputTensor(
+                    name=c,
+                    datatype="FP64",
+                    shape=[len(rows)],
+                    contents=pb.InferTensorContents(fp64_contents=rows[c].tolist()),
+                )
+                for c in rows.columns
+            ],
+        )
+
+    grpc_port = ports.free_port()
+    x = iris_model.features.head(1)
+    with (
+        in_process_server(iris_model, batching=True, grpc_port=grpc_port) as server,
+        grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        assert stub.ModelInfer(request(x), timeout=60).outputs
+        _wait_idle(server)  # the interceptor's done callback dropped the finished call
+        server.gate.started.clear()
+        server.gate.release.clear()
+        held = stub.ModelInfer.future(request(x.assign(sepal_length=MARK)), timeout=60)
+        try:
+            assert server.gate.started.wait(60), "the marked call never reached the model"
+            # The server's loop is blocked in the held call: the call is the one in flight.
+            assert server.plane.batcher.in_flight() == 1
+        finally:
+            server.gate.release.set()
+        assert held.result().outputs
+        _wait_idle(server)
