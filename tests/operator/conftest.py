@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +35,8 @@ T = TypeVar("T")
 OPERATOR_NAMESPACE = "modelpilot-system"
 OPERATOR_ACCOUNT = "modelpilot-operator"
 RESYNC_SECONDS = 3.0
+# The operator as a real process, for tests that SIGKILL it (`operator_env` is its environment).
+OPERATOR_COMMAND = (sys.executable, "-m", "modelpilot.cli.main", "operator", "run")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 30.0) -> T:
@@ -64,6 +67,12 @@ def condition(md: Any, type_: str) -> dict[str, Any] | None:
             found: dict[str, Any] = cond
             return found
     return None
+
+
+def with_reason(obj: Any, type_: str, reason: str) -> Any:
+    """`obj` when its condition `type_` has `reason`, else None (a probe for `wait_for`)."""
+    cond = condition(obj, type_)
+    return obj if cond is not None and cond["reason"] == reason else None
 
 
 def apply_yaml(plane: controlplane.ControlPlane, obj: dict[str, Any], *args: str) -> Any:
@@ -171,6 +180,23 @@ def operator_settings(
         **overrides,
     }
     return settings_mod.OperatorSettings(**values)
+
+
+def operator_env(
+    kubeconfig: Path, tracking_uri: str, namespace: str, **extra: str
+) -> dict[str, str]:
+    """The environment of OPERATOR_COMMAND: the settings of `operator_settings` (its identity,
+    the test's namespace, the fast resync, no health or metrics port) plus `extra` variables."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MODELPILOT_OPERATOR_NAMESPACES": namespace,
+        "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": tracking_uri,
+        "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(RESYNC_SECONDS),
+        "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
+        "MODELPILOT_OPERATOR_METRICS_PORT": "0",
+        **extra,
+    }
 
 
 @contextlib.contextmanager

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -429,17 +427,13 @@ def test_killing_the_operator_between_updates_loses_and_doubles_no_count_and_sti
         reward_rates={"stable": 0.10, "challenger": 0.15}, requests_per_interval=400, seed=31
     )
     with StatsServer(traffic) as stats:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(operator_kubeconfig),
-            "MODELPILOT_OPERATOR_NAMESPACES": namespace,
-            "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": tracking_uri,
-            "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(op.RESYNC_SECONDS),
-            "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-            "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-            "MODELPILOT_OPERATOR_STATS_URLS": json.dumps({"iris": stats.urls}),
-        }
-        command = [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"]
+        env = op.operator_env(
+            operator_kubeconfig,
+            tracking_uri,
+            namespace,
+            MODELPILOT_OPERATOR_STATS_URLS=json.dumps({"iris": stats.urls}),
+        )
+        command = list(op.OPERATOR_COMMAND)
         log = (tmp_path / "operator.log").open("wb")
         first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -8,10 +8,8 @@ where it must be killed) with a token of the operator's ServiceAccount bound to 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -178,13 +176,13 @@ def test_an_unknown_alias_sets_degraded_model_not_found_and_builds_nothing(
     metrics = metrics_mod.make_metrics()
     with op.kopf_operator(settings, operator_kubeconfig, metrics=metrics) as runner:
         op.apply_yaml(control_plane, body, "-n", namespace)
-
-        def degraded() -> Any:
-            md = op.get(control_plane, op.md_path(namespace, "iris"))
-            cond = op.condition(md, "Degraded")
-            return md if cond and cond["reason"] == "ModelNotFound" else None
-
-        md = op.wait_for("Degraded/ModelNotFound", degraded, timeout=30)
+        md = op.wait_for(
+            "Degraded/ModelNotFound",
+            lambda: op.with_reason(
+                op.get(control_plane, op.md_path(namespace, "iris")), "Degraded", "ModelNotFound"
+            ),
+            timeout=30,
+        )
         # Two resync periods later: still nothing built, operator alive and still looking.
         deadline = time.monotonic() + 2 * op.RESYNC_SECONDS
         while time.monotonic() < deadline:
@@ -217,13 +215,15 @@ def test_an_unreachable_registry_sets_degraded_registry_unavailable_and_recovers
     body = op.modeldeployment("iris", registered_model.name, registry={"trackingUri": dead})
     with op.kopf_operator(settings, operator_kubeconfig):
         op.apply_yaml(control_plane, body, "-n", namespace)
-
-        def unavailable() -> Any:
-            md = op.get(control_plane, op.md_path(namespace, "iris"))
-            cond = op.condition(md, "Degraded")
-            return md if cond and cond["reason"] == "RegistryUnavailable" else None
-
-        md = op.wait_for("Degraded/RegistryUnavailable", unavailable, timeout=30)
+        md = op.wait_for(
+            "Degraded/RegistryUnavailable",
+            lambda: op.with_reason(
+                op.get(control_plane, op.md_path(namespace, "iris")),
+                "Degraded",
+                "RegistryUnavailable",
+            ),
+            timeout=30,
+        )
         assert op.owned_objects(control_plane, namespace, "iris") == {}
         body["spec"]["registry"]["trackingUri"] = tracking_uri  # the registry comes back
         op.apply_yaml(control_plane, body, "-n", namespace)
@@ -335,16 +335,8 @@ def test_killing_the_operator_mid_reconcile_and_restarting_converges_without_dup
     registered_model: op.RegisteredModel,
     tmp_path: Path,
 ) -> None:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(operator_kubeconfig),
-        "MODELPILOT_OPERATOR_NAMESPACES": namespace,
-        "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": tracking_uri,
-        "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(op.RESYNC_SECONDS),
-        "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-        "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-    }
-    command = [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"]
+    env = op.operator_env(operator_kubeconfig, tracking_uri, namespace)
+    command = list(op.OPERATOR_COMMAND)
     log = (tmp_path / "operator.log").open("wb")
     first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -25,21 +25,6 @@ from tests.operator.handlers.test_modeldeployment import ready_md
 pytestmark = [pytest.mark.k8s, pytest.mark.mlflow]
 
 
-def _events(plane: controlplane.ControlPlane, namespace: str, name: str = "iris") -> list[Any]:
-    out = plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "json",
-    ).stdout
-    items: list[Any] = json.loads(out)["items"]
-    return items
-
-
 def _checks(metrics: metrics_mod.Metrics) -> float:
     return float(metrics.registry.get_sample_value("modelpilot_operator_check_seconds_count") or 0)
 
@@ -252,13 +237,12 @@ def test_a_failed_resolution_still_sets_observed_generation(
     body["spec"]["model"]["alias"] = "nowhere"
     with op.kopf_operator(settings, operator_kubeconfig):
         op.apply_yaml(control_plane, body, "-n", namespace)
-
-        def degraded() -> Any:
-            md = op.get(control_plane, op.md_path(namespace, "iris"))
-            cond = op.condition(md, "Degraded")
-            return md if cond and cond["reason"] == "ModelNotFound" else None
-
-        md = op.wait_for("Degraded/ModelNotFound", degraded)
+        md = op.wait_for(
+            "Degraded/ModelNotFound",
+            lambda: op.with_reason(
+                op.get(control_plane, op.md_path(namespace, "iris")), "Degraded", "ModelNotFound"
+            ),
+        )
     assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
     for cond in md["status"]["conditions"]:
         assert cond["observedGeneration"] == md["metadata"]["generation"], cond["type"]
@@ -282,7 +266,7 @@ def test_a_version_change_emits_only_normal_events_from_the_operator_and_one_res
         op.wait_for("v2 Ready", lambda: ready_md(control_plane, namespace, version="2"))
 
         def rollout_and_ready() -> list[Any] | None:
-            found = _events(control_plane, namespace)
+            found = op.events(control_plane, namespace, "iris")
             return found if {"Rollout", "Ready"} <= {e["reason"] for e in found} else None
 
         events = op.wait_for("the Rollout and Ready events", rollout_and_ready)
@@ -310,7 +294,7 @@ def test_an_unschedulable_modeldeployment_says_why_in_its_ready_condition(
             return cond if cond and cond["reason"] == "Unschedulable" else None
 
         ready = op.wait_for("Ready=False/Unschedulable", unschedulable, timeout=30)
-        events = _events(control_plane, namespace)
+        events = op.events(control_plane, namespace, "iris")
     assert ready["status"] == "False"
     assert "Insufficient cpu" in ready["message"]
     warnings = [e for e in events if e["type"] == "Warning"]

@@ -6,10 +6,8 @@ ServiceAccount token, a real KopfPeering object, the real MLflow server.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +52,15 @@ def test_two_peered_replicas_elect_one_active_and_the_other_takes_over_when_it_d
         "metadata": {"name": "modelpilot"},
     }
     op.apply_yaml(control_plane, peering, "-n", namespace)
-    base = {
-        **os.environ,
-        "KUBECONFIG": str(operator_kubeconfig),
-        "MODELPILOT_OPERATOR_NAMESPACES": namespace,
-        "MODELPILOT_OPERATOR_MLFLOW_TRACKING_URI": tracking_uri,
-        "MODELPILOT_OPERATOR_RESYNC_SECONDS": str(op.RESYNC_SECONDS),
-        "MODELPILOT_OPERATOR_HEALTH_PORT": "0",
-        "MODELPILOT_OPERATOR_METRICS_PORT": "0",
-        "MODELPILOT_OPERATOR_PEERING_NAME": "modelpilot",
-        "MODELPILOT_OPERATOR_PEERING_LIFETIME_SECONDS": str(LIFETIME),
-        "PYTHONUNBUFFERED": "1",  # the test reads the logs while the replicas run
-    }
-    command = [sys.executable, "-m", "modelpilot.cli.main", "operator", "run"]
+    base = op.operator_env(
+        operator_kubeconfig,
+        tracking_uri,
+        namespace,
+        MODELPILOT_OPERATOR_PEERING_NAME="modelpilot",
+        MODELPILOT_OPERATOR_PEERING_LIFETIME_SECONDS=str(LIFETIME),
+        PYTHONUNBUFFERED="1",  # the test reads the logs while the replicas run
+    )
+    command = list(op.OPERATOR_COMMAND)
     logs = {name: tmp_path / f"{name}.log" for name in ("leader", "standby")}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
