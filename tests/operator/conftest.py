@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from modelpilot.operator import main as operator_main
 from modelpilot.operator import metrics as metrics_mod
 from modelpilot.operator import settings as settings_mod
 from modelpilot.testing import controlplane
+from tests import polling
 
 T = TypeVar("T")
 OPERATOR_NAMESPACE = "modelpilot-system"
@@ -41,14 +41,7 @@ OPERATOR_COMMAND = (sys.executable, "-m", "modelpilot.cli.main", "operator", "ru
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 30.0) -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout` with the last value."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None and last is not False:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 def get(plane: controlplane.ControlPlane, path: str) -> Any:

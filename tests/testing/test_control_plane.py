@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from modelpilot.testing import controlplane, ports
+from tests import polling
 
 pytestmark = pytest.mark.k8s
 
@@ -33,14 +33,7 @@ T = TypeVar("T")
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 60.0) -> T:
     """Poll `probe` until it returns something other than None/False; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None and last is not False:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return polling.wait_for(what, probe, timeout=timeout, interval=0.2)
 
 
 def get_json(plane: controlplane.ControlPlane, *args: str) -> Any:

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 
 from modelpilot.testing import controlplane, node
+from tests import polling
 
 pytestmark = [
     pytest.mark.k8s,
@@ -38,14 +38,7 @@ WEB_IMAGE_CMD = ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None and last is not False:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return polling.wait_for(what, probe, timeout=timeout, interval=0.2)
 
 
 def get_json(plane: controlplane.ControlPlane, *args: str) -> Any:
