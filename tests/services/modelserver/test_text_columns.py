@@ -28,7 +28,7 @@ import pandas as pd
 
 
 class Tags(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         x = model_input
         note = x["note"] if "note" in x else pd.Series([None] * len(x))
         return pd.DataFrame({
