@@ -32,7 +32,7 @@ import mlflow.tracking
 import yaml
 
 from modelpilot.api import rbac, render
-from modelpilot.testing import controlplane
+from modelpilot.testing import controlplane, processes
 
 PODS_PER_NODE = 110
 NAMESPACE = "bench"
@@ -280,12 +280,7 @@ def start_operator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 30 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    processes.stop(proc, grace=30)
 
 
 @contextmanager

@@ -51,6 +51,17 @@ def wait_http_ok(
     raise error(f"{what} not ready after {timeout:.0f}s:\n{log_tail(log_path)}")
 
 
+def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM `proc` itself (for a process that shares our group), SIGKILL after `grace`
+    seconds; reaped either way. A process that has exited already is only reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process group of `proc` (started with start_new_session), SIGKILL after
     `grace` seconds."""
