@@ -5,6 +5,7 @@ distribution is absent says which one to install."""
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,24 @@ def test_in_an_image_with_one_service_the_other_services_command_names_its_distr
     code, out, _ = run(["serve", "router", "--help"], capsys)
     assert code == 0
     assert "--routes-file" in out
+
+
+def test_a_core_command_whose_dependency_is_absent_names_it_instead_of_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real import failure, as `modelpilot drift` meets in the router's image (no pandas, no
+    # scipy: tests/delivery/test_image.py shows it there): a command module importing a package
+    # that is not installed.
+    (tmp_path / "mp_absent_dependency_cmd.py").write_text(
+        "import click\nimport mp_package_not_installed_anywhere\ndrift = click.Group('drift')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli_main.COMMANDS, "drift", ("mp_absent_dependency_cmd", "drift"))
+
+    code, _, err = run(["drift", "run", "--deployment", "iris"], capsys)
+
+    assert code == 2
+    assert "needs mp_package_not_installed_anywhere" in err
+    assert "pip install 'modelpilot[cli]'" in err
+    assert "pip install modelpilot-driftjob" in err  # `drift run` is the drift job's
+    assert "Traceback" not in err

@@ -87,6 +87,32 @@ def _not_installed(name: str, distribution: str) -> click.Command:
     )
 
 
+def _missing_dependency(group: str, package: str) -> click.Command:
+    """A stand-in for a core command whose optional dependencies are absent (an image holds the
+    core without its `cli` extra: `modelpilot drift` in the router's image has no pandas or
+    scipy): one line naming the package and what to install, never a traceback."""
+    plugins = [
+        f"`modelpilot {name.replace('.', ' ')}`: pip install {distribution}"
+        for name, distribution in PLUGIN_COMMANDS.items()
+        if name.split(".")[0] == group
+    ]
+
+    def fail() -> None:
+        also = f" (for {'; '.join(plugins)})" if plugins else ""
+        raise errors.InputError(
+            f"`modelpilot {group}` needs {package}, which is not installed here: "
+            f"pip install 'modelpilot[cli]'{also}"
+        )
+
+    return click.Command(
+        group,
+        callback=fail,
+        help=f"Not installed here: needs {package} (pip install 'modelpilot[cli]').",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *PLUGIN_GROUPS})
@@ -96,7 +122,12 @@ class LazyGroup(click.Group):
         command: click.Command
         if cmd_name in COMMANDS:
             module, attr = COMMANDS[cmd_name]
-            command = getattr(importlib.import_module(module), attr)
+            try:
+                command = getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if (exc.name or "modelpilot").split(".")[0] == "modelpilot":
+                    raise
+                return _missing_dependency(cmd_name, exc.name or "")
         elif cmd_name in PLUGIN_GROUPS:
             command = click.Group(cmd_name, help=PLUGIN_GROUPS[cmd_name])
         else:
