@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,45 @@ def iris_model(mlflow_server: object) -> RegisteredModel:
     uri = mlflow_server.tracking_uri  # type: ignore[attr-defined]
     os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
     return register_iris(uri)
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on: a backend a routes document can name."""
+    return f"http://127.0.0.1:{ports.free_port()}"
+
+
+def wait_until(predicate: Callable[[], bool], what: str, *, timeout: float = 10.0) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)  # poll interval of a deadline loop
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def drift_run_args(
+    model: RegisteredModel,
+    urls: Sequence[str] = (),
+    *,
+    deployment: str = "iris",
+    namespace: str | None = None,
+) -> list[str]:
+    """`modelpilot drift run` over the windows at `urls` against `model` in the real MLflow
+    server, printing its summary and writing no status (`--no-status`)."""
+    return [
+        "drift",
+        "run",
+        "--deployment",
+        deployment,
+        *(["--namespace", namespace] if namespace is not None else []),
+        "--no-status",
+        "--model",
+        f"{model.name}/{model.version}",
+        "--tracking-uri",
+        model.tracking_uri,
+        *(arg for url in urls for arg in ("--window-url", url)),
+    ]
 
 
 @dataclass(frozen=True)
@@ -186,6 +225,13 @@ class RouterProc:
                 return time.monotonic() - start
             time.sleep(0.01)  # poll interval of a deadline loop
         raise AssertionError(f"routes change not applied within {timeout}s")
+
+    def routes_rejected(self) -> float:
+        """`modelpilot_router_routes_rejected_total` as the admin port's /metrics shows it."""
+        for line in httpx.get(self.admin + "/metrics").text.splitlines():
+            if line.startswith("modelpilot_router_routes_rejected_total"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
 
 def routes_doc(

@@ -168,23 +168,8 @@ def test_the_drift_job_reads_the_window_on_the_admin_port_and_skips_an_inference
     )
     url = collect.pod_url(_pod_on_loopback(deployment, served_iris.admin))
     assert url == served_iris.admin
-    cli_main.main(
-        [
-            "drift",
-            "run",
-            "--deployment",
-            "iris",
-            "--no-status",
-            "--model",
-            f"{iris_model.name}/{iris_model.version}",
-            "--tracking-uri",
-            iris_model.tracking_uri,
-            "--window-url",
-            url,
-            "--window-url",
-            served_iris.url,  # the inference port: 404 there now
-        ]
-    )
+    # The second URL is the inference port: 404 there now.
+    cli_main.main(svc.drift_run_args(iris_model, [url, served_iris.url]))
     summary = json.loads(capsys.readouterr().out)
     assert summary["windows"] == 1
     assert summary["rows"] >= 100

@@ -134,25 +134,7 @@ def run_job(
     capsys: pytest.CaptureFixture[str],
     *extra: str,
 ) -> dict[str, Any]:
-    cli_main.main(
-        [
-            "drift",
-            "run",
-            "--deployment",
-            "iris",
-            "--namespace",
-            "hostile",
-            "--no-status",
-            "--model",
-            f"{model.name}/{model.version}",
-            "--tracking-uri",
-            model.tracking_uri,
-            "--timeout",
-            "2",
-            *(arg for url in urls for arg in ("--window-url", url)),
-            *extra,
-        ]
-    )
+    cli_main.main([*svc.drift_run_args(model, urls, namespace="hostile"), "--timeout", "2", *extra])
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     return out
 

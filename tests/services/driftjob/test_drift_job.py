@@ -59,23 +59,7 @@ def test_the_drift_job_flags_exactly_the_two_shifted_features(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     a, b, _ = fed_servers
-    cli_main.main(
-        [
-            "drift",
-            "run",
-            "--deployment",
-            "iris",
-            "--no-status",
-            "--model",
-            f"{iris_model.name}/{iris_model.version}",
-            "--tracking-uri",
-            iris_model.tracking_uri,
-            "--window-url",
-            a.admin,
-            "--window-url",
-            b.admin,
-        ]
-    )
+    cli_main.main(svc.drift_run_args(iris_model, [a.admin, b.admin]))
     summary = json.loads(capsys.readouterr().out)
     assert sorted(summary["driftedFeatures"]) == sorted(SHIFTED)
     assert summary["windows"] == 2
@@ -122,17 +106,7 @@ def test_a_window_that_cannot_be_reached_is_skipped_and_no_window_at_all_exits_1
 
     a, _, _ = fed_servers
     dead = f"http://127.0.0.1:{ports.free_port()}"
-    base = [
-        "drift",
-        "run",
-        "--deployment",
-        "iris",
-        "--no-status",
-        "--model",
-        f"{iris_model.name}/{iris_model.version}",
-        "--tracking-uri",
-        iris_model.tracking_uri,
-    ]
+    base = svc.drift_run_args(iris_model)
     cli_main.main([*base, "--window-url", a.admin, "--window-url", dead])
     summary = json.loads(capsys.readouterr().out)
     assert summary["windows"] == 1
@@ -144,23 +118,7 @@ def test_a_window_that_cannot_be_reached_is_skipped_and_no_window_at_all_exits_1
 
 
 def _drift_run(model: svc.RegisteredModel, urls: list[str], *extra: str) -> None:
-    cli_main.main(
-        [
-            "drift",
-            "run",
-            "--deployment",
-            "iris",
-            "--namespace",
-            "ml",
-            "--no-status",
-            "--model",
-            f"{model.name}/{model.version}",
-            "--tracking-uri",
-            model.tracking_uri,
-            *(arg for url in urls for arg in ("--window-url", url)),
-            *extra,
-        ]
-    )
+    cli_main.main([*svc.drift_run_args(model, urls, namespace="ml"), *extra])
 
 
 def _samples(group: dict[str, Any]) -> dict[tuple[str, str | None], tuple[float, dict[str, str]]]:

@@ -79,20 +79,7 @@ class Deployment:
 
     def drift_run(self, capsys: pytest.CaptureFixture[str], *urls: str) -> dict[str, Any]:
         cli_main.main(
-            [
-                "drift",
-                "run",
-                "--deployment",
-                self.name,
-                "--namespace",
-                self.namespace,
-                "--no-status",
-                "--model",
-                f"{self.model.name}/{self.model.version}",
-                "--tracking-uri",
-                self.model.tracking_uri,
-                *(arg for url in urls for arg in ("--window-url", url)),
-            ]
+            svc.drift_run_args(self.model, urls, deployment=self.name, namespace=self.namespace)
         )
         out: dict[str, Any] = json.loads(capsys.readouterr().out)
         return out

@@ -9,7 +9,6 @@ backends are addresses nothing listens on, which is all a routes document needs.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelpilot.testing import ports
 from tests.services import conftest as svc
 
 pytestmark = pytest.mark.k8s
-
-
-def _dead() -> str:
-    return f"http://127.0.0.1:{ports.free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -45,25 +39,9 @@ def _apply(plane: object, namespace: str, text: str | None) -> None:
     plane.kubectl("apply", "-f", "-", input=json.dumps(configmap))  # type: ignore[attr-defined]
 
 
-def _rejected(url: str) -> float:
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        if line.startswith("modelpilot_router_routes_rejected_total"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def _wait(predicate: object, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)  # poll interval of a deadline loop
-    raise AssertionError(f"{what}: not within {timeout}s")
-
-
 @pytest.fixture
 def router(control_plane: object, namespace: str, tmp_path: Path) -> Iterator[svc.RouterProc]:
-    _apply(control_plane, namespace, json.dumps(svc.routes_doc(_dead(), _dead())))
+    _apply(control_plane, namespace, json.dumps(svc.routes_doc(svc.dead_url(), svc.dead_url())))
     with svc.router_process(
         None,
         tmp_path,
@@ -88,15 +66,27 @@ def test_every_broken_configmap_keeps_the_last_routes_counts_and_the_watch_lives
 ) -> None:
     before = httpx.get(router.admin + "/routes").json()
     for name, text in BAD.items():
-        rejected = _rejected(router.admin)
+        rejected = router.routes_rejected()
         _apply(control_plane, namespace, text)
-        _wait(lambda r=rejected: _rejected(router.admin) > r, f"{name}: the rejection counted")  # type: ignore[misc]
+        svc.wait_until(
+            lambda r=rejected: router.routes_rejected() > r,  # type: ignore[misc]
+            f"{name}: the rejection counted",
+            timeout=15.0,
+        )
         assert httpx.get(router.admin + "/routes").json() == before, name
     # Still invalid after the grace period: unready, saying why; the last routes still serve.
-    _wait(lambda: httpx.get(router.url + "/readyz").status_code == 503, "unready")
+    svc.wait_until(
+        lambda: httpx.get(router.url + "/readyz").status_code == 503, "unready", timeout=15.0
+    )
     assert "routes" in httpx.get(router.url + "/readyz").json()["reason"]
-    _apply(control_plane, namespace, json.dumps(svc.routes_doc(_dead(), _dead(), weights=(5, 95))))
-    _wait(lambda: httpx.get(router.url + "/readyz").status_code == 200, "ready again")
+    _apply(
+        control_plane,
+        namespace,
+        json.dumps(svc.routes_doc(svc.dead_url(), svc.dead_url(), weights=(5, 95))),
+    )
+    svc.wait_until(
+        lambda: httpx.get(router.url + "/readyz").status_code == 200, "ready again", timeout=15.0
+    )
     doc = httpx.get(router.admin + "/routes").json()
     assert [v["weight"] for v in doc["variants"]] == [5, 95]
     assert doc["version"] == before["version"] + 1

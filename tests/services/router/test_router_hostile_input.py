@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,35 +21,15 @@ from modelpilot.testing import ports
 from tests.services import conftest as svc
 
 
-def _dead() -> str:
-    return f"http://127.0.0.1:{ports.free_port()}"  # nothing listens there
-
-
 def _write(router: svc.RouterProc, data: bytes) -> None:
     tmp = router.routes_file.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, router.routes_file)
 
 
-def _rejected(router: svc.RouterProc) -> float:
-    for line in httpx.get(router.admin + "/metrics").text.splitlines():
-        if line.startswith("modelpilot_router_routes_rejected_total"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def _wait(predicate: object, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)  # poll interval of a deadline loop
-    raise AssertionError(f"{what}: not within {timeout}s")
-
-
 @pytest.fixture
 def router(tmp_path: Path) -> Iterator[svc.RouterProc]:
-    doc = svc.routes_doc(_dead(), _dead())
+    doc = svc.routes_doc(svc.dead_url(), svc.dead_url())
     with svc.router_process(
         doc,
         tmp_path,
@@ -78,14 +57,14 @@ def test_a_broken_routes_file_keeps_the_last_routes_is_counted_and_later_valid_r
     router: svc.RouterProc, bad: str
 ) -> None:
     before = httpx.get(router.admin + "/routes").json()
-    rejected = _rejected(router)
+    rejected = router.routes_rejected()
     _write(router, BAD_DOCUMENTS[bad])
-    _wait(lambda: _rejected(router) > rejected, "the rejection counted")
+    svc.wait_until(lambda: router.routes_rejected() > rejected, "the rejection counted")
     assert httpx.get(router.admin + "/routes").json() == before
     assert router.proc.poll() is None
-    good = svc.routes_doc(_dead(), _dead(), weights=(10, 90))
+    good = svc.routes_doc(svc.dead_url(), svc.dead_url(), weights=(10, 90))
     _write(router, json.dumps(good).encode())
-    _wait(
+    svc.wait_until(
         lambda: httpx.get(router.admin + "/routes").json()["version"] > before["version"],
         "the next valid routes applied",
     )
@@ -98,23 +77,28 @@ def test_routes_that_stay_invalid_make_the_router_unready_with_the_reason_until_
 ) -> None:
     assert httpx.get(router.url + "/readyz").status_code == 200
     _write(router, b"[" * 10_000)
-    _wait(lambda: httpx.get(router.url + "/readyz").status_code == 503, "unready")
+    svc.wait_until(lambda: httpx.get(router.url + "/readyz").status_code == 503, "unready")
     reason = httpx.get(router.url + "/readyz").json()
     assert reason["ready"] is False
     assert "routes" in reason["reason"]
     # The last good routes still serve while unready (a request is answered, here with a 502).
     assert httpx.post(router.url + "/predict", json={"instances": [[1]]}).status_code == 502
-    _write(router, json.dumps(svc.routes_doc(_dead(), _dead())).encode())
-    _wait(lambda: httpx.get(router.url + "/readyz").status_code == 200, "ready again")
+    _write(router, json.dumps(svc.routes_doc(svc.dead_url(), svc.dead_url())).encode())
+    svc.wait_until(lambda: httpx.get(router.url + "/readyz").status_code == 200, "ready again")
 
 
 def test_a_routes_file_rejected_once_is_logged_once(router: svc.RouterProc, tmp_path: Path) -> None:
-    rejected = _rejected(router)
+    rejected = router.routes_rejected()
     _write(router, b"{not json")
-    _wait(lambda: _rejected(router) > rejected, "the rejection counted")
-    _write(router, json.dumps(svc.routes_doc(_dead(), _dead(), weights=(30, 70))).encode())
-    _wait(lambda: httpx.get(router.url + "/readyz").status_code == 200, "the next routes applied")
-    assert _rejected(router) == rejected + 1
+    svc.wait_until(lambda: router.routes_rejected() > rejected, "the rejection counted")
+    _write(
+        router,
+        json.dumps(svc.routes_doc(svc.dead_url(), svc.dead_url(), weights=(30, 70))).encode(),
+    )
+    svc.wait_until(
+        lambda: httpx.get(router.url + "/readyz").status_code == 200, "the next routes applied"
+    )
+    assert router.routes_rejected() == rejected + 1
     log = next(tmp_path.glob("router-*.log")).read_text()
     assert log.count("routes file") == 1, log
 
