@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelpilot.testing import ports
+from modelpilot.testing import ports, processes
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,7 @@ def running_process(
         wait_ready(url, proc, log, path=ready_path)
         yield Proc(url=url, proc=proc, log=log, admin=admin)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(proc, grace=15)
 
 
 @contextmanager

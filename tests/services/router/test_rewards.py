@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelpilot.testing import ports
+from modelpilot.testing import ports, processes
 from tests.services import conftest as svc
 
 pytestmark = pytest.mark.mlflow
@@ -82,12 +82,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
         yield Redis(url=f"redis://127.0.0.1:{port}/0", proc=proc)
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(proc, grace=10)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
