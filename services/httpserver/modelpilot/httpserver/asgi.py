@@ -18,6 +18,8 @@ import starlette.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ErrorT = TypeVar("ErrorT", bound=Exception)
+# Prometheus' text exposition format, version 0.0.4: what both admin ports have always declared.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | int | None:
@@ -152,3 +154,12 @@ def json_errors(
         return fastapi.responses.JSONResponse(
             {"error": validation_message(exc)}, status_code=counted(400 if invalid_json else 422)
         )
+
+
+def metrics_route(app: fastapi.FastAPI, exposition: Callable[[], bytes]) -> None:
+    """`GET /metrics`: Prometheus' text exposition of the admin port, left out of the OpenAPI
+    description (it is not the service's API)."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> fastapi.responses.Response:
+        return fastapi.responses.Response(exposition(), media_type=PROMETHEUS_TEXT)

@@ -210,12 +210,7 @@ def create_admin_app(plane: dataplane.DataPlane) -> fastapi.FastAPI:
     async def drift_window() -> dict[str, Any]:
         return plane.drift_window()
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> fastapi.responses.Response:
-        return fastapi.responses.Response(
-            plane.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
+    asgi.metrics_route(app, plane.metrics.exposition)
     return app
 
 

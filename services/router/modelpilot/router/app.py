@@ -268,12 +268,7 @@ def create_admin_app(router: proxy.Router) -> fastapi.FastAPI:
     async def current_routes() -> dict[str, Any]:
         return router.routes_document()
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> fastapi.responses.Response:
-        return fastapi.responses.Response(
-            router.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
+    asgi.metrics_route(app, router.metrics.exposition)
     return app
 
 
