@@ -103,6 +103,9 @@ class Cluster:
     image_tag: str
     image_registry: str = "ghcr.io/modelpilot"
     timings: dict[str, float] = field(default_factory=dict)
+    # What the registration Job printed, kept when it finished: the node removes a finished Job's
+    # container (and so its log) whenever it likes, so a later `kubectl logs` can find nothing.
+    registered: dict[str, Any] = field(default_factory=dict)
 
     def image(self, target: str) -> str:
         return f"{self.image_registry}/{target}:{self.image_tag}"
@@ -266,9 +269,8 @@ class Cluster:
             str(count),
             env={"MLFLOW_TRACKING_URI": tracking},
         )
-        versions: list[str] = self.summary(self.wait_job("register-models", timeout=timeout))[
-            "versions"
-        ]
+        self.registered = self.summary(self.wait_job("register-models", timeout=timeout))
+        versions: list[str] = self.registered["versions"]
         return versions
 
     def model_deployment(
