@@ -526,6 +526,35 @@ def iris_bodies(row_counts: set[int]) -> dict[int, str]:
     return {n: v2_body(columns, (rows * 2)[:n]) for n in row_counts}
 
 
+def _batching_server(
+    stack: contextlib.ExitStack,
+    tmp: Path,
+    *,
+    name: str,
+    version: str,
+    tracking_uri: str,
+    batching: bool,
+) -> str:
+    """One of our model servers with batching on or off, at the MLServer comparison's settings
+    (the same most requests per call as MLServer's batcher), stopped with `stack`; its URL."""
+    ctx, url = python_service(
+        tmp,
+        "modelpilot.modelserver",
+        "MODELPILOT_SERVER",
+        settings={
+            "MODEL_URI": f"models:/{name}/{version}",
+            "TRACKING_URI": tracking_uri,
+            "VARIANT": f"bench-batching-{batching}".lower(),
+            "BATCHING": str(batching).lower(),
+            "MAX_BATCH_SIZE": str(MLSERVER_MAX_BATCH_SIZE),
+        },
+        log=f"server-batching-{batching}.log",
+        ready_path="/v2/health/ready",
+    )
+    stack.enter_context(ctx)
+    return url
+
+
 def versus_mlserver(
     tmp: Path,
     tracking_uri: str,
@@ -549,23 +578,9 @@ def versus_mlserver(
     with contextlib.ExitStack() as stack:
         urls: dict[tuple[str, bool], str] = {}
         for batching in (False, True):
-            ctx, url = python_service(
-                tmp,
-                "modelpilot.modelserver",
-                "MODELPILOT_SERVER",
-                settings={
-                    "MODEL_URI": f"models:/{name}/{version}",
-                    "TRACKING_URI": tracking_uri,
-                    "VARIANT": f"bench-batching-{batching}".lower(),
-                    "BATCHING": str(batching).lower(),
-                    # Equal settings: the same most requests per call as MLServer's batcher.
-                    "MAX_BATCH_SIZE": str(MLSERVER_MAX_BATCH_SIZE),
-                },
-                log=f"server-batching-{batching}.log",
-                ready_path="/v2/health/ready",
+            urls["ours", batching] = _batching_server(
+                stack, tmp, name=name, version=version, tracking_uri=tracking_uri, batching=batching
             )
-            stack.enter_context(ctx)
-            urls["ours", batching] = url
             server = stack.enter_context(
                 mlserver.running(
                     {name: f"models:/{name}/{version}"},
@@ -913,22 +928,9 @@ def batching_on_vs_off(
     with contextlib.ExitStack() as stack:
         urls: dict[bool, str] = {}
         for batching in (False, True):
-            ctx, url = python_service(
-                tmp,
-                "modelpilot.modelserver",
-                "MODELPILOT_SERVER",
-                settings={
-                    "MODEL_URI": f"models:/{name}/{version}",
-                    "TRACKING_URI": tracking_uri,
-                    "VARIANT": f"bench-batching-{batching}".lower(),
-                    "BATCHING": str(batching).lower(),
-                    "MAX_BATCH_SIZE": str(MLSERVER_MAX_BATCH_SIZE),
-                },
-                log=f"server-batching-{batching}.log",
-                ready_path="/v2/health/ready",
+            urls[batching] = _batching_server(
+                stack, tmp, name=name, version=version, tracking_uri=tracking_uri, batching=batching
             )
-            stack.enter_context(ctx)
-            urls[batching] = url
         for n, c in cells:
             cell = f"rows{n}_c{c}"
             for batching in (False, True):  # warm-up, not measured
