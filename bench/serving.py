@@ -160,6 +160,17 @@ def register_model(tracking_uri: str) -> tuple[str, str, list[dict[str, float]]]
     return "bench-iris", str(mv.version), x.head(1).to_dict(orient="records")
 
 
+@contextlib.contextmanager
+def registered_model(prefix: str) -> Iterator[tuple[Path, str, str, str, list[dict[str, float]]]]:
+    """A work directory, an MLflow server in it and the benchmark's model registered there: (the
+    directory, the tracking URI, the model's name, its version, its rows); gone on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        with mlflow_server.running(tmp / "mlflow") as mlf:
+            name, version, rows = register_model(mlf.tracking_uri)
+            yield tmp, mlf.tracking_uri, name, version, rows
+
+
 def python_service(
     tmp: Path, module: str, prefix: str, *, settings: dict[str, str], log: str, ready_path: str
 ) -> tuple[Any, str]:
@@ -1010,19 +1021,16 @@ def main_batching(args: argparse.Namespace) -> None:
     cells: list[tuple[int, int]] = args.cells
     ensure_tools()
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-serving-batching-") as tmp_name:
-        tmp = Path(tmp_name)
-        with mlflow_server.running(tmp / "mlflow") as mlf:
-            name, version, _ = register_model(mlf.tracking_uri)
-            got = batching_on_vs_off(
-                tmp,
-                mlf.tracking_uri,
-                name,
-                version,
-                cells=cells,
-                rounds=args.rounds,
-                seconds=args.seconds,
-            )
+    with registered_model("bench-serving-batching-") as (tmp, tracking_uri, name, version, _):
+        got = batching_on_vs_off(
+            tmp,
+            tracking_uri,
+            name,
+            version,
+            cells=cells,
+            rounds=args.rounds,
+            seconds=args.seconds,
+        )
     doc = {
         "name": "serving_batching",
         "description": (
@@ -1244,19 +1252,16 @@ def main() -> None:
 
 def main_mlserver(args: argparse.Namespace) -> None:
     ensure_tools()
-    with tempfile.TemporaryDirectory(prefix="bench-serving-mlserver-") as tmp_name:
-        tmp = Path(tmp_name)
-        with mlflow_server.running(tmp / "mlflow") as mlf:
-            name, version, _ = register_model(mlf.tracking_uri)
-            runs = versus_mlserver(
-                tmp,
-                mlf.tracking_uri,
-                name,
-                version,
-                seconds=args.seconds,
-                rounds=args.mlserver_rounds,
-                cells=args.cells,
-            )
+    with registered_model("bench-serving-mlserver-") as (tmp, tracking_uri, name, version, _):
+        runs = versus_mlserver(
+            tmp,
+            tracking_uri,
+            name,
+            version,
+            seconds=args.seconds,
+            rounds=args.mlserver_rounds,
+            cells=args.cells,
+        )
     figures = mlserver_figures(runs)
     cells = mlserver_cells(runs)
     doc = {
