@@ -53,8 +53,12 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
+.PHONY: setup
+setup: venv prometheus-binaries redis-binaries ## what make test needs: the venv, apt packages, then the Go binaries (control plane, node) built beside the images
+	@MAKE="$(MAKE)" bash hack/parallel.sh go='k8s-binaries node-binaries' images=images
+
 .PHONY: test
-test: venv k8s-binaries prometheus-binaries redis-binaries images node-binaries ## every test tier present (unit, services, control plane, real pods on a real node); sets itself up
+test: setup ## every test tier present (unit, services, control plane, real pods on a real node); sets itself up
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 .PHONY: test-e2e

@@ -39,8 +39,8 @@ if ((${#missing[@]})); then
     exit 1
   fi
   echo "installing ${missing[*]} (Debian)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [[ -d /run/systemd/system ]]; then
     units=()
     for package in "${missing[@]}"; do units+=("${UNIT[${package}]}"); done
