@@ -689,6 +689,10 @@ def mlserver_cells(runs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
                     "goal_met": rps_ratio >= GOAL_RPS_RATIO and p99_ratio >= GOAL_P99_RATIO,
                 }
             )
+    # Batching on vs off at 1 connection: reported, not judged. One p99 per side from a few rounds
+    # cannot tell a difference from the 0.5-3 ms that p99 moves between rounds here (session 5:
+    # "NOT MET" at 2.3 vs 2.3 ms); `make bench-serving-batching` judges it with 30 interleaved
+    # rounds and an interval on the median difference.
     for n in (n for n, c in run if c == 1):
         on, off = runs[f"ours_rows{n}_c1_batching_on"], runs[f"ours_rows{n}_c1_batching_off"]
         ratio = off["p99_ms"] / on["p99_ms"]
@@ -698,10 +702,14 @@ def mlserver_cells(runs: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
                 "p99_ms": on["p99_ms"],
                 "batching_off_p99_ms": off["p99_ms"],
                 "p99_ratio": round(ratio, 3),
-                "goal_met": ratio >= GOAL_P99_RATIO,
+                "goal_met": None,
+                "judged_by": BATCHING_JUDGE,
             }
         )
     return cells
+
+
+BATCHING_JUDGE = "make bench-serving-batching (30 interleaved rounds, sign-test interval)"
 
 
 def print_cells(cells: list[dict[str, Any]]) -> None:
@@ -723,13 +731,14 @@ def print_cells(cells: list[dict[str, Any]]) -> None:
         if "batching_off_p99_ms" in c:
             print(
                 f"{c['cell']:<38} {c['p99_ms']:>8.1f} {c['batching_off_p99_ms']:>8.1f} "
-                f"{c['p99_ratio']:>5.2f}x  {'met' if c['goal_met'] else 'NOT MET'}"
+                f"{c['p99_ratio']:>5.2f}x  not judged here: {c['judged_by']}"
             )
-    missed = [c["cell"] for c in cells if not c["goal_met"]]
+    judged = [c for c in cells if c["goal_met"] is not None]
+    missed = [c["cell"] for c in judged if not c["goal_met"]]
     print(
-        "\ngoal met in every cell"
+        f"\ngoal met in every cell against MLServer ({len(judged)})"
         if not missed
-        else f"\ngoal NOT met in {len(missed)} of {len(cells)}: {', '.join(missed)}"
+        else f"\ngoal NOT met in {len(missed)} of {len(judged)}: {', '.join(missed)}"
     )
 
 
@@ -1287,11 +1296,12 @@ def main_mlserver(args: argparse.Namespace) -> None:
             "mlserver": "parallel_workers 0 (one process, inference in it, as ours)",
             "goal": (
                 f">= {GOAL_RPS_RATIO}x MLServer's req/s and p99 <= MLServer's in every cell; "
-                "p99 at 1 connection with batching on <= with it off"
+                f"p99 at 1 connection with batching on vs off is reported; {BATCHING_JUDGE} "
+                "judges it"
             ),
         },
         "cells": cells,
-        "goal_met": all(c["goal_met"] for c in cells),
+        "goal_met": all(c["goal_met"] for c in cells if c["goal_met"] is not None),
         "notes": "one process per server; medians of interleaved rounds; raw: " + json.dumps(runs),
     }
     out = args.out.with_name("serving_mlserver.json")

@@ -101,6 +101,38 @@ def test_the_mlserver_tables_hold_only_the_cells_that_were_run(serving: ModuleTy
     assert not any("rows64" in m or "_c8_" in m for m in metrics)
 
 
+def test_the_matrix_reports_batching_at_1_connection_but_leaves_the_verdict_to_the_rounds(
+    serving: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Session 5's last matrix: one p99 per side, 2.3 vs 2.3 ms, printed "NOT MET" beside a
+    # 30-round comparison that resolved no difference. The matrix judges MLServer's cells only.
+    def run(rps: float, p99: float) -> dict[str, float]:
+        return {"rps": rps, "p99_ms": p99, "load_1m": 1.0}
+
+    runs = {
+        "ours_rows1_c1_batching_off": run(700, 2.3),
+        "mlserver_rows1_c1_batching_off": run(340, 4.5),
+        "ours_rows1_c1_batching_on": run(800, 2.4),
+        "mlserver_rows1_c1_batching_on": run(225, 8.2),
+    }
+    cells = serving.mlserver_cells(runs)
+    batching = cells[-1]
+    assert batching["goal_met"] is None
+    assert batching["judged_by"].startswith("make bench-serving-batching")
+    assert batching["p99_ratio"] == round(2.3 / 2.4, 3)
+    assert [c["goal_met"] for c in cells[:-1]] == [True, True]
+    serving.print_cells(cells)
+    out = capsys.readouterr().out
+    assert "not judged here: make bench-serving-batching" in out
+    assert "goal met in every cell against MLServer (2)" in out
+    assert "NOT MET" not in out
+    # An MLServer cell that misses still fails the run.
+    runs["ours_rows1_c1_batching_off"] = run(300, 2.3)
+    out_cells = serving.mlserver_cells(runs)
+    serving.print_cells(out_cells)
+    assert "goal NOT met in 1 of 2: rows1_c1_batching_off" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("variables", "expected"),
     [
