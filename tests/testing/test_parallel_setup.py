@@ -91,12 +91,15 @@ def test_an_interrupt_stops_every_chain(tmp_path: Path) -> None:
         """,
     )
     # Its own session, as a terminal's foreground job would be: Ctrl-C reaches the whole group.
+    # SIGINT back to its default first: a test run started in the background (`make test &`, CI)
+    # ignores it, and a shell cannot trap a signal ignored when it started (POSIX).
     proc = subprocess.Popen(
         ["bash", str(SCRIPT), "one=one", "two=two"],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         polling.wait_for(
