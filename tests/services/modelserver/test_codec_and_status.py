@@ -73,6 +73,28 @@ def test_v2_tensors_per_column_and_one_matrix_decode_to_the_same_columns() -> No
     assert per_column.columns["b"].dtype == np.int64
 
 
+def test_an_optional_column_left_out_of_v2_decodes_as_nulls_as_in_predict() -> None:
+    # The signature's third column (a string with required=False) is sent by neither request,
+    # and is placed second in the schema order here so the row count must come from a later tensor.
+    schema = (SCHEMA[0], SCHEMA[2], SCHEMA[1])
+    v2 = codec.decode_v2_inputs(
+        [oip.Tensor("b", [2], "INT64", [3, 4]), oip.Tensor("a", [2], "FP64", [1.0, 2.0])],
+        schema,
+        max_rows=10,
+    )
+    predict = codec.decode_instances([{"a": 1.0, "b": 3}, {"a": 2.0, "b": 4}], schema, max_rows=10)
+    assert list(v2.columns) == ["a", "c", "b"] == list(predict.columns)
+    assert v2.rows == 2
+    assert {k: list(v) for k, v in v2.columns.items()} == predict.columns
+    assert predict.columns["c"] == [None, None]
+
+
+def test_a_required_column_left_out_of_v2_is_still_refused_by_name() -> None:
+    with pytest.raises(errors.InvalidInputError) as info:
+        codec.decode_v2_inputs([oip.Tensor("c", [1], "BYTES", ["x"])], SCHEMA, max_rows=10)
+    assert info.value.message == "inputs.a: missing (required by the signature)"
+
+
 def test_a_tensors_declared_datatype_is_honoured_before_the_column_type() -> None:
     # 0.1 as FP32 is 0.100000001490116...: the model gets the float32 value, as from MLServer.
     decoded = codec.decode_v2_inputs(

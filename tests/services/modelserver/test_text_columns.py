@@ -117,6 +117,28 @@ def test_a_missing_text_output_is_null_in_predict_and_v2_json(
     assert outputs["note_missing"]["data"] == [False, True, False]
 
 
+def test_an_optional_input_may_be_left_out_of_a_v2_request_as_of_predict(
+    tags_model: svc.RegisteredModel, served_tags: svc.Proc
+) -> None:
+    # MLflow's signature says `note` is optional; a v2 client (Triton's, KServe's) sends only the
+    # tensors it has, as a `/predict` client leaves the key out.
+    body = {
+        "inputs": [
+            {"name": "color", "shape": [3], "datatype": "BYTES", "data": COLOR},
+            {"name": "size", "shape": [3], "datatype": "FP64", "data": SIZE},
+        ]
+    }
+    r = httpx.post(f"{served_tags.url}/v2/models/{tags_model.name}/infer", json=body)
+    assert r.status_code == 200, r.text
+    outputs = {o["name"]: o["data"] for o in r.json()["outputs"]}
+    assert outputs == {"tag": ["red", None, "blue"], "note_missing": [True, True, True]}
+    # A required one left out is still refused, naming it.
+    body["inputs"] = body["inputs"][:1]
+    r = httpx.post(f"{served_tags.url}/v2/models/{tags_model.name}/infer", json=body)
+    assert r.status_code == 400, r.text
+    assert "inputs.size: missing (required by the signature)" in r.text
+
+
 def _binary_request(model: str) -> tuple[bytes, dict[str, str]]:
     blobs = b"".join(struct.pack("<I", len(c)) + c.encode() for c in COLOR)
     sizes = struct.pack("<3d", *SIZE)

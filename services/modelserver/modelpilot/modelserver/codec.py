@@ -342,7 +342,11 @@ def decode_v2_inputs(
     out: dict[str, Any] = {}
     for c in schema:
         if c.name not in by_name:
-            raise errors.InvalidInputError(f"inputs.{c.name}: missing (required by the signature)")
+            if c.required:
+                raise errors.InvalidInputError(
+                    f"inputs.{c.name}: missing (required by the signature)"
+                )
+            continue  # an optional input left out: nulls, as `/predict` and MLflow allow
         i, t, shape, flat = by_name[c.name]
         if len(shape) != 1 and not (len(shape) == 2 and shape[1] == 1):
             raise errors.InvalidInputError(
@@ -356,6 +360,11 @@ def decode_v2_inputs(
                 f"inputs[{i}].shape: {c.name} has {shape[0]} rows, other inputs have {rows}"
             )
         out[c.name] = _as_column(flat, t.datatype, c, f"inputs[{i}]")
+    if len(out) < len(schema):  # optional inputs left out; at least one input came, so rows > 0
+        out = {
+            c.name: out[c.name] if c.name in out else np.full(rows, None, dtype=object)
+            for c in schema
+        }
     return Batch(columns=out, rows=rows)
 
 
