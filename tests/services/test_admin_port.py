@@ -196,3 +196,18 @@ def test_an_admin_port_equal_to_the_inference_port_is_refused_naming_the_flag(
     err = capsys.readouterr().err
     assert f"--admin-port ({variable})" in err
     assert "also the inference port" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "soon"])
+def test_a_bad_flush_interval_is_refused_at_start_naming_its_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read with the other settings before anything loads, not later by the flusher (which
+    # raised pydantic's own error once the model had loaded).
+    monkeypatch.setenv("MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS", value)
+    with pytest.raises(SystemExit) as info:
+        cli_main.main(["serve", "model", "--model-uri", "models:/iris/1", "--port", "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS: " in err
+    assert len(err.strip().splitlines()) == 1

@@ -119,3 +119,14 @@ class ServerSettings(pydantic_settings.BaseSettings):
 
     log_level: str = pydantic.Field(default="info", description="uvicorn log level.")
     """uvicorn log level."""
+
+    window_flush_seconds: float = pydantic.Field(
+        default=0.0, ge=0, description="Seconds between flushes of the drift window; 0: never."
+    )
+    """Persist the drift window to MLflow this often (and at shutdown); 0 turns persistence off.
+    The operator's pods set 60: a SIGKILL loses at most this much traffic."""
+
+    namespace: str = pydantic.Field(
+        default="default", description="Namespace of the pod (keys the persisted windows)."
+    )
+    """The pod's namespace, part of the persisted windows' key (with the deployment)."""

@@ -28,8 +28,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pydantic
-import pydantic_settings
 
 from modelpilot import errors
 from modelpilot.modelserver import loader, settings
@@ -149,13 +147,23 @@ class DriftWindow:
 
     def persist(self, *, config: settings.ServerSettings, model: loader.LoadedModel) -> None:
         """Start flushing to the model version's run, when the settings ask for it."""
-        self.flusher = start_flusher(
+        if config.window_flush_seconds <= 0 or not model.run_id:
+            return
+        self.flusher = WindowFlusher(
             self,
             tracking_uri=config.tracking_uri,
             model={"name": model.name, "version": model.version},
             run_id=model.run_id,
+            namespace=config.namespace,
             deployment=config.deployment,
             variant=config.variant,
+            interval=config.window_flush_seconds,
+        )
+        self.flusher.start()
+        log.info(
+            "flushing the drift window every %gs to run %s",
+            config.window_flush_seconds,
+            model.run_id,
         )
 
     def close(self) -> None:
@@ -169,25 +177,6 @@ class DriftWindow:
         with self._lock:
             self.sequence += 1
             return {**self.sketch().to_dict(), "source": self.source(flushed_at=now)}
-
-
-class FlushSettings(pydantic_settings.BaseSettings):
-    """Where and how often the model server persists its drift window (`MODELPILOT_SERVER_*`)."""
-
-    model_config = pydantic_settings.SettingsConfigDict(
-        env_prefix="MODELPILOT_SERVER_", extra="ignore", protected_namespaces=()
-    )
-
-    window_flush_seconds: float = pydantic.Field(
-        default=0.0, ge=0, description="Seconds between flushes of the drift window; 0: never."
-    )
-    """Persist the drift window to MLflow this often (and at shutdown); 0 turns persistence off.
-    The operator's pods set 60: a SIGKILL loses at most this much traffic."""
-
-    namespace: str = pydantic.Field(
-        default="default", description="Namespace of the pod (keys the persisted windows)."
-    )
-    """The pod's namespace, part of the persisted windows' key (with the deployment)."""
 
 
 class WindowFlusher:
@@ -288,31 +277,3 @@ class WindowFlusher:
                 stored.delete(client, run_id=self.run_id, path=path)
         except Exception as exc:  # another pod pruned it first, or MLflow is down: next time
             log.info("pruning flushed drift windows: %s", exc)
-
-
-def start_flusher(
-    window: DriftWindow,
-    *,
-    tracking_uri: str | None,
-    model: Mapping[str, str],
-    run_id: str | None,
-    deployment: str,
-    variant: str,
-) -> WindowFlusher | None:
-    """A started flusher when `MODELPILOT_SERVER_WINDOW_FLUSH_SECONDS` > 0 and the run is known."""
-    config = FlushSettings()
-    if config.window_flush_seconds <= 0 or not run_id:
-        return None
-    flusher = WindowFlusher(
-        window,
-        tracking_uri=tracking_uri,
-        model=model,
-        run_id=run_id,
-        namespace=config.namespace,
-        deployment=deployment,
-        variant=variant,
-        interval=config.window_flush_seconds,
-    )
-    flusher.start()
-    log.info("flushing the drift window every %gs to run %s", config.window_flush_seconds, run_id)
-    return flusher
