@@ -53,8 +53,10 @@ check: venv prometheus-binaries redis-binaries ## format check, lint, types, imp
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not mlflow and not k8s and not slow and not kind" -q $(PYTEST_ARGS)
 
-.PHONY: setup
-setup: venv prometheus-binaries redis-binaries ## what make test needs: the venv, apt packages, then the Go binaries (control plane, node) built beside the images
+.PHONY: setup builds
+setup: venv prometheus-binaries redis-binaries builds ## what make test needs: the venv, apt packages, then the Go binaries and the images side by side
+
+builds: ## the Go binaries (control plane, then node) built beside the images (hack/parallel.sh); cached, a second when warm
 	@MAKE="$(MAKE)" bash hack/parallel.sh go='k8s-binaries node-binaries' images=images
 
 .PHONY: test
@@ -62,7 +64,7 @@ test: setup ## every test tier present (unit, services, control plane, real pods
 	$(PY) -m pytest -m "not kind" $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: venv k8s-binaries node-binaries images ## the end-to-end tier alone on a real node (part of make test; ~9 min with warm caches, +5 min when the images rebuild)
+test-e2e: venv builds ## the end-to-end tier alone on a real node (part of make test; ~9 min with warm caches, +5 min when the images rebuild)
 	$(PY) -m pytest tests/e2e -m "realnode" $(PYTEST_ARGS)
 
 # ---- control plane (built from Go modules, cached outside the repo) ----------------------
