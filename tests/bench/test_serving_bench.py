@@ -80,16 +80,23 @@ def test_bad_options_exit_2_with_a_message_naming_the_option(
     assert message in capsys.readouterr().err
 
 
-def test_the_mlserver_tables_hold_only_the_cells_that_were_run(serving: ModuleType) -> None:
+def _rows1_c1(off: tuple[float, float], on: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """The runs of the rows1_c1 cell: ours (req/s, p99 ms) with batching off and on, against a
+    fixed MLServer."""
+
     def run(rps: float, p99: float) -> dict[str, float]:
         return {"rps": rps, "p99_ms": p99, "load_1m": 1.0}
 
-    runs = {
-        "ours_rows1_c1_batching_off": run(700, 1.96),
+    return {
+        "ours_rows1_c1_batching_off": run(*off),
         "mlserver_rows1_c1_batching_off": run(340, 4.5),
-        "ours_rows1_c1_batching_on": run(800, 1.99),
+        "ours_rows1_c1_batching_on": run(*on),
         "mlserver_rows1_c1_batching_on": run(225, 8.2),
     }
+
+
+def test_the_mlserver_tables_hold_only_the_cells_that_were_run(serving: ModuleType) -> None:
+    runs = _rows1_c1(off=(700, 1.96), on=(800, 1.99))
     cells = serving.mlserver_cells(runs)
     assert [c["cell"] for c in cells] == [
         "rows1_c1_batching_off",
@@ -106,15 +113,7 @@ def test_the_matrix_reports_batching_at_1_connection_but_leaves_the_verdict_to_t
 ) -> None:
     # Session 5's last matrix: one p99 per side, 2.3 vs 2.3 ms, printed "NOT MET" beside a
     # 30-round comparison that resolved no difference. The matrix judges MLServer's cells only.
-    def run(rps: float, p99: float) -> dict[str, float]:
-        return {"rps": rps, "p99_ms": p99, "load_1m": 1.0}
-
-    runs = {
-        "ours_rows1_c1_batching_off": run(700, 2.3),
-        "mlserver_rows1_c1_batching_off": run(340, 4.5),
-        "ours_rows1_c1_batching_on": run(800, 2.4),
-        "mlserver_rows1_c1_batching_on": run(225, 8.2),
-    }
+    runs = _rows1_c1(off=(700, 2.3), on=(800, 2.4))
     cells = serving.mlserver_cells(runs)
     batching = cells[-1]
     assert batching["goal_met"] is None
@@ -127,8 +126,7 @@ def test_the_matrix_reports_batching_at_1_connection_but_leaves_the_verdict_to_t
     assert "goal met in every cell against MLServer (2)" in out
     assert "NOT MET" not in out
     # An MLServer cell that misses still fails the run.
-    runs["ours_rows1_c1_batching_off"] = run(300, 2.3)
-    out_cells = serving.mlserver_cells(runs)
+    out_cells = serving.mlserver_cells(_rows1_c1(off=(300, 2.3), on=(800, 2.4)))
     serving.print_cells(out_cells)
     assert "goal NOT met in 1 of 2: rows1_c1_batching_off" in capsys.readouterr().out
 

@@ -32,6 +32,11 @@ def _run(cwd: Path, *chains: str, timeout: float = 60) -> subprocess.CompletedPr
     )
 
 
+def _sleeper(target: str) -> str:
+    """A make rule that writes its pid to `<target>.pid` and sleeps (its pid is the sleep's)."""
+    return f"{target}:\n    @echo $$$$ > {target}.pid; exec sleep 600\n"
+
+
 def _alive(pid_file: Path) -> bool:
     try:
         os.kill(int(pid_file.read_text()), 0)
@@ -65,12 +70,8 @@ def test_chains_run_at_once_each_in_order_with_prefixed_lines(tmp_path: Path) ->
 def test_a_failing_chain_stops_the_others_and_names_itself(tmp_path: Path) -> None:
     cwd = _makefile(
         tmp_path,
-        """
-        slow:
-            @echo $$$$ > slow.pid; exec sleep 600
-        fail:
-            @while [ ! -f slow.pid ]; do sleep 0.05; done; echo broken; exit 3
-        """,
+        _sleeper("slow")
+        + "fail:\n    @while [ ! -f slow.pid ]; do sleep 0.05; done; echo broken; exit 3\n",
     )
     result = _run(cwd, "s=slow", "f=fail")
     assert result.returncode == 1
@@ -81,15 +82,7 @@ def test_a_failing_chain_stops_the_others_and_names_itself(tmp_path: Path) -> No
 
 
 def test_an_interrupt_stops_every_chain(tmp_path: Path) -> None:
-    cwd = _makefile(
-        tmp_path,
-        """
-        one:
-            @echo $$$$ > one.pid; exec sleep 600
-        two:
-            @echo $$$$ > two.pid; exec sleep 600
-        """,
-    )
+    cwd = _makefile(tmp_path, _sleeper("one") + _sleeper("two"))
     # Its own session, as a terminal's foreground job would be: Ctrl-C reaches the whole group.
     # SIGINT back to its default first: a test run started in the background (`make test &`, CI)
     # ignores it, and a shell cannot trap a signal ignored when it started (POSIX).
