@@ -190,8 +190,9 @@ def python_service(
 
 
 def model_server(
-    tmp: Path, tracking_uri: str, name: str, version: str, variant: str
+    tmp: Path, tracking_uri: str, name: str, version: str, variant: str, **settings: str
 ) -> tuple[Any, str]:
+    """Our model server for `models:/name/version`; `settings`: more MODELPILOT_SERVER_* values."""
     return python_service(
         tmp,
         "modelpilot.modelserver",
@@ -200,6 +201,7 @@ def model_server(
             "MODEL_URI": f"models:/{name}/{version}",
             "TRACKING_URI": tracking_uri,
             "VARIANT": variant,
+            **settings,
         },
         log=f"server-{variant}.log",
         ready_path="/v2/health/ready",
@@ -548,19 +550,14 @@ def _batching_server(
 ) -> str:
     """One of our model servers with batching on or off, at the MLServer comparison's settings
     (the same most requests per call as MLServer's batcher), stopped with `stack`; its URL."""
-    ctx, url = python_service(
+    ctx, url = model_server(
         tmp,
-        "modelpilot.modelserver",
-        "MODELPILOT_SERVER",
-        settings={
-            "MODEL_URI": f"models:/{name}/{version}",
-            "TRACKING_URI": tracking_uri,
-            "VARIANT": f"bench-batching-{batching}".lower(),
-            "BATCHING": str(batching).lower(),
-            "MAX_BATCH_SIZE": str(MLSERVER_MAX_BATCH_SIZE),
-        },
-        log=f"server-batching-{batching}.log",
-        ready_path="/v2/health/ready",
+        tracking_uri,
+        name,
+        version,
+        f"bench-batching-{batching}".lower(),
+        BATCHING=str(batching).lower(),
+        MAX_BATCH_SIZE=str(MLSERVER_MAX_BATCH_SIZE),
     )
     stack.enter_context(ctx)
     return url

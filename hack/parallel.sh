@@ -13,7 +13,7 @@ set -euo pipefail
 MAKE="${MAKE:-make}"
 (($# > 0)) || { echo "usage: hack/parallel.sh NAME='TARGET...' ..." >&2; exit 2; }
 
-declare -A PID=() START=() TARGETS=()
+declare -A PID=() NAME_OF=() START=() TARGETS=()
 NAMES=()
 width=0
 for chain in "$@"; do
@@ -44,6 +44,7 @@ for name in "${NAMES[@]}"; do
   setsid bash -c 'set -o pipefail; "$1" --no-print-directory $2 2>&1 | sed -u "s/^/$3 | /"' \
     _ "${MAKE}" "${TARGETS[${name}]}" "${label}" &
   PID[${name}]=$!
+  NAME_OF[$!]="${name}"
   START[${name}]=${SECONDS}
 done
 
@@ -53,18 +54,15 @@ while ((${#PID[@]} > 0)); do
   wait -n -p done_pid "${PID[@]}"
   rc=$?
   set -e
-  for name in "${!PID[@]}"; do
-    [[ "${PID[${name}]}" == "${done_pid}" ]] || continue
-    unset "PID[${name}]"
-    if ((rc == 0)); then
-      log "${name} (${TARGETS[${name}]}) done in $((SECONDS - START[${name}])) s"
-    else
-      log "${name} (${TARGETS[${name}]}) failed (exit ${rc}) after $((SECONDS - START[${name}])) s; stopping the others"
-      failed="${name}"
-      stop_all
-    fi
-  done
-  [[ -n "${failed}" ]] && break
+  name="${NAME_OF[${done_pid}]}"
+  unset "PID[${name}]"
+  if ((rc != 0)); then
+    log "${name} (${TARGETS[${name}]}) failed (exit ${rc}) after $((SECONDS - START[${name}])) s; stopping the others"
+    failed="${name}"
+    stop_all
+    break
+  fi
+  log "${name} (${TARGETS[${name}]}) done in $((SECONDS - START[${name}])) s"
 done
 if [[ -n "${failed}" ]]; then
   wait 2>/dev/null || true
